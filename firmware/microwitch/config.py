@@ -1,0 +1,132 @@
+"""Node configuration: one JSON document, validated on load with messages that name the field.
+
+`load(text, origin)` returns a complete dict (defaults filled in) or raises ConfigError. The core reads only
+this dict; board adapters (UCI on OpenWrt, a file on the host) convert to it.
+"""
+import json
+
+
+class ConfigError(Exception):
+    """A config problem; str() names the origin (file) and the field."""
+
+
+# field: (kind, default, check) — kind is the JSON type accepted; check(value) -> error text or None
+def _port_spec(v):
+    parts = v.split(":") if isinstance(v, str) else ()
+    if len(parts) < 3 or parts[0] not in ("udp", "tcp"):
+        return "must look like 'udp:HOST:PORT' or 'tcp:HOST:PORT'"
+    try:
+        port = int(parts[-1])
+    except ValueError:
+        return "port must be a number"
+    if not 0 <= port <= 65535:
+        return "port must be 0..65535"
+    return None
+
+
+def _range(lo, hi):
+    def check(v):
+        if v < lo or v > hi:
+            return "must be between %d and %d" % (lo, hi)
+        return None
+    return check
+
+
+def _hostname(v):
+    if not v or len(v) > 253:
+        return "must be a host name or IP address"
+    for ch in v:
+        if not (ch.isalpha() or ch.isdigit() or ch in "-.:[]"):
+            return "must be a host name or IP address (found %r)" % ch
+    return None
+
+
+def _level(v):
+    if v not in ("debug", "info", "warning", "error"):
+        return "must be one of debug, info, warning, error"
+    return None
+
+
+def _log_format(v):
+    if v not in ("plain", "syslog"):
+        return "must be 'plain' or 'syslog'"
+    return None
+
+
+SCHEMA = {
+    "domain": (str, "localhost", _hostname),
+    "aliases": (list, [], None),
+    "listen": (list, ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"], None),
+    "realm": (str, "", None),
+    "min_expires": (int, 60, _range(1, 86400)),
+    "max_expires": (int, 3600, _range(1, 604800)),
+    "default_expires": (int, 3600, _range(1, 604800)),
+    "max_aors": (int, 10000, _range(1, 1000000)),
+    "max_contacts_per_aor": (int, 10, _range(1, 100)),
+    "nonce_ttl": (int, 300, _range(1, 86400)),
+    "max_tcp_connections": (int, 1024, _range(1, 65535)),
+    "max_tcp_per_source": (int, 64, _range(1, 65535)),
+    "tcp_idle_s": (int, 600, _range(5, 86400)),
+    "log_level": (str, "info", _level),
+    "log_format": (str, "plain", _log_format),
+}
+
+
+def validate(d, origin="config"):
+    """Check a decoded config dict; return a new dict with defaults filled in."""
+    if not isinstance(d, dict):
+        raise ConfigError("%s: the top level must be a JSON object" % origin)
+    out = {}
+    for key in d:
+        if key not in SCHEMA:
+            raise ConfigError("%s: field '%s': unknown field" % (origin, key))
+    for key in SCHEMA:
+        kind, default, check = SCHEMA[key]
+        if key not in d:
+            out[key] = list(default) if kind is list else default
+            continue
+        v = d[key]
+        if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ConfigError("%s: field '%s': must be a whole number" % (origin, key))
+        if not isinstance(v, kind):
+            raise ConfigError("%s: field '%s': must be a %s" % (origin, key, "list" if kind is list else "string"))
+        if kind is list:
+            for i, item in enumerate(v):
+                if not isinstance(item, str):
+                    raise ConfigError("%s: field '%s[%d]': must be a string" % (origin, key, i))
+                err = _port_spec(item) if key == "listen" else _hostname(item)
+                if err:
+                    raise ConfigError("%s: field '%s[%d]': %s" % (origin, key, i, err))
+        elif check:
+            err = check(v)
+            if err:
+                raise ConfigError("%s: field '%s': %s" % (origin, key, err))
+        out[key] = v
+    if not out["listen"]:
+        raise ConfigError("%s: field 'listen': needs at least one address" % origin)
+    if out["min_expires"] > out["max_expires"]:
+        raise ConfigError("%s: field 'min_expires': must not exceed max_expires" % origin)
+    if not out["min_expires"] <= out["default_expires"] <= out["max_expires"]:
+        raise ConfigError("%s: field 'default_expires': must be between min_expires and max_expires" % origin)
+    if not out["realm"]:
+        out["realm"] = out["domain"]
+    return out
+
+
+def load(text, origin="config"):
+    """Parse JSON text and validate it (see validate)."""
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise ConfigError("%s: not valid JSON (%s)" % (origin, e))
+    return validate(d, origin)
+
+
+def listen_addrs(cfg):
+    """[(proto, host, port)] from cfg['listen']; IPv6 hosts given as [addr]."""
+    out = []
+    for spec in cfg["listen"]:
+        proto, rest = spec.split(":", 1)
+        host, port = rest.rsplit(":", 1)
+        out.append((proto, host.strip("[]"), int(port)))
+    return out

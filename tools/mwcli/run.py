@@ -1,0 +1,60 @@
+"""`microwitch run`: start the node on this host (the same poll loop a device runs)."""
+import os
+import signal
+import sys
+
+from microwitch import config
+from microwitch.compat import random_bytes, wall_s
+from microwitch.log import Logger
+from microwitch.node.core import Node
+from microwitch.adapter.poll_loop import PollLoop
+from microwitch.store.files import FileBackend
+from microwitch.store.users import Users
+from microwitch.store.bindings import Bindings
+from mwcli.state import add_state_arg, load_config, fail
+
+
+def register(sub):
+    p = sub.add_parser("run", help="run the node (registrar) in the foreground")
+    add_state_arg(p)
+    p.add_argument("--config", help="config file (default: STATE/config.json, created on first run)")
+    p.set_defaults(func=run)
+
+
+def _line(text):
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def run(args):
+    cfg = load_config(args.state, args.config)
+    log = Logger(cfg["log_level"], _line, cfg["log_format"] == "syslog")
+    backend = FileBackend(args.state)
+    users = Users(backend, read_only=True)
+    users.load()
+    bindings = Bindings(backend, max_aors=cfg["max_aors"], max_contacts_per_aor=cfg["max_contacts_per_aor"])
+    restored = bindings.load(wall_s())
+    listen = config.listen_addrs(cfg)
+    node = Node(cfg, users, bindings, random_bytes, log, random_bytes(32), [h for _, h, _ in listen])
+    try:
+        loop = PollLoop(node, listen, log, cfg["max_tcp_connections"], cfg["max_tcp_per_source"],
+                        cfg["tcp_idle_s"])
+    except OSError as e:
+        fail("cannot listen on %s: %s" % (", ".join(cfg["listen"]), e.strerror or e))
+    log.info("microwitch node for %s: %d users, %d bindings restored, state %s" %
+             (cfg["domain"], len(users), restored, os.path.abspath(args.state)))
+    if not len(users):
+        log.warning("no users yet: add one with `tools/microwitch user add alice@%s`" % cfg["domain"])
+    for b in loop.bound:
+        _line("listening %s:%s:%d" % b)
+
+    def stop(signum, frame):
+        loop.running = False
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        loop.run()
+    finally:
+        loop.close()
+    log.info("stopped")
+    return 0

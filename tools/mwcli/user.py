@@ -1,0 +1,83 @@
+"""`microwitch user add|remove|list|import`: manage the node's users (stored as digest HA1 only)."""
+import getpass
+import sys
+
+from microwitch.store import ValidationError, StoreFull
+from microwitch.store.files import FileBackend
+from microwitch.store.users import Users
+from mwcli.state import add_state_arg, load_config, fail
+
+
+def register(sub):
+    p = sub.add_parser("user", help="add, remove, list or import users")
+    us = p.add_subparsers(dest="action", metavar="ACTION")
+    us.required = True
+    a = us.add_parser("add", help="add a user (or change a password)")
+    a.add_argument("address", help="user@domain")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    r = us.add_parser("remove", help="remove a user")
+    r.add_argument("address")
+    us.add_parser("list", help="list users")
+    i = us.add_parser("import", help="add users from a file of 'user;password;domain' lines")
+    i.add_argument("file")
+    for q in (a, r, us.choices["list"], i):
+        add_state_arg(q)
+        q.set_defaults(func=run)
+
+
+def _password(args):
+    if args.password_stdin:
+        pw = sys.stdin.readline().rstrip("\r\n")
+    else:
+        pw = getpass.getpass("password for %s: " % args.address)
+        if getpass.getpass("again: ") != pw:
+            fail("the two passwords differ; nothing changed")
+    return pw
+
+
+def run(args):
+    cfg = load_config(args.state)
+    users = Users(FileBackend(args.state))
+    users.load()
+    try:
+        if args.action == "list":
+            for addr in users.addresses():
+                print(addr)
+        elif args.action == "add":
+            addr = users.add(args.address, _password(args), realm=cfg["realm"])
+            print("added %s" % addr)
+        elif args.action == "remove":
+            if not users.remove(args.address):
+                fail("no user %s; nothing changed" % args.address)
+            print("removed %s" % args.address)
+        else:
+            n = _import(users, args.file, cfg["realm"])
+            print("imported %d users" % n)
+    except ValidationError as e:
+        fail("%s: %s" % (getattr(args, "address", args.action), e))
+    except StoreFull as e:
+        fail(str(e) + "; nothing changed")
+    return 0
+
+
+def _import(users, path, realm):
+    try:
+        f = open(path)
+    except OSError as e:
+        fail("cannot read %s: %s" % (path, e.strerror))
+    rows = []
+    with f:
+        for no, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#") or line in ("SEQUENTIAL", "RANDOM", "USER"):
+                continue
+            parts = line.split(";")
+            if len(parts) != 3:
+                fail("%s:%d: expected 'user;password;domain'" % (path, no))
+            rows.append((no, parts[0] + "@" + parts[2], parts[1]))
+    for no, addr, pw in rows:
+        try:
+            users.add(addr, pw, realm=realm)
+        except (ValidationError, StoreFull) as e:
+            fail("%s:%d: %s (users before this line were imported)" % (path, no, e))
+    return len(rows)
