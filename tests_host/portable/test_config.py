@@ -1,0 +1,43 @@
+"""Config validation: defaults, and errors that name the field (portable)."""
+from microwitch import config
+
+
+def _err(text):
+    try:
+        config.load(text, "f.json")
+    except config.ConfigError as e:
+        return str(e)
+    return None
+
+
+def test_defaults_fill_in():
+    c = config.load("{}")
+    assert c["domain"] == "localhost"
+    assert c["realm"] == "localhost"
+    assert c["listen"] == ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
+    assert config.listen_addrs(c) == [("udp", "127.0.0.1", 5060), ("tcp", "127.0.0.1", 5060)]
+
+
+def test_realm_follows_domain():
+    c = config.load('{"domain": "example.org"}')
+    assert c["realm"] == "example.org"
+
+
+def test_errors_name_file_and_field():
+    assert _err('{"domain": "a b"}').startswith("f.json: field 'domain'")
+    assert "field 'listen[1]'" in _err('{"listen": ["udp:127.0.0.1:5060", "sctp:x:1"]}')
+    assert "field 'listen[0]'" in _err('{"listen": ["udp:127.0.0.1:99999"]}')
+    assert "field 'max_aors': must be a whole number" in _err('{"max_aors": "10"}')
+    assert "field 'max_aors'" in _err('{"max_aors": true}')
+    assert "field 'bogus': unknown field" in _err('{"bogus": 1}')
+    assert "not valid JSON" in _err("{")
+    assert "top level" in _err("[]")
+    assert "field 'min_expires'" in _err('{"min_expires": 7200}')
+    assert "field 'default_expires'" in _err('{"default_expires": 10}')
+    assert "field 'log_level'" in _err('{"log_level": "loud"}')
+    assert "field 'listen'" in _err('{"listen": []}')
+
+
+def test_ipv6_listen():
+    c = config.load('{"listen": ["udp:[::1]:5070"]}')
+    assert config.listen_addrs(c) == [("udp", "::1", 5070)]
