@@ -112,7 +112,9 @@ def test_udp_keepalive_ignored():
     assert node.receive(b"\r\n", SRC, 0, 1000) == []
 
 
-def test_invite_is_refused_honestly_until_the_forwarder_lands():
+def test_request_for_unknown_local_user_is_404():
     node, _, _ = _node()
-    resp, _ = _one(node.receive(_req("MESSAGE", "m1", 1, ruri="sip:bob@localhost"), SRC, 0, 1000))
-    assert resp.status == 501
+    req = _req("MESSAGE", "m1", 1, ruri="sip:nobody@localhost").replace(b"sip:alice@localhost>;tag=a1",
+                                                                       b"sip:carol@remote.example>;tag=a1")
+    resp, _ = _one(node.receive(req, SRC, 0, 1000))
+    assert resp.status == 404

@@ -41,6 +41,7 @@ def run(args):
                         cfg["tcp_idle_s"])
     except OSError as e:
         fail("cannot listen on %s: %s" % (", ".join(cfg["listen"]), e.strerror or e))
+    node.set_listen(loop.bound)
     log.info("microwitch node for %s: %d users, %d bindings restored, state %s" %
              (cfg["domain"], len(users), restored, os.path.abspath(args.state)))
     if not len(users):

@@ -8,6 +8,7 @@ share, so the host runs the same loop a device does.
 TCP (RFC 3261 §18.3): the stream is framed by Content-Length; a double-CRLF keep-alive is answered with a single
 CRLF (RFC 5626 §4.4.1); responses go back over the connection the request came on.
 """
+import errno
 import socket
 import select
 from microwitch.compat import const, ticks_ms, ticks_diff, wall_s, print_exception
@@ -97,9 +98,38 @@ class PollLoop:
             else:
                 c = self.by_peer.get((addr[1], addr[2]))
                 if c is None:
-                    self.log.debug("no tcp connection to %s:%d for a response; dropped" % (addr[1], addr[2]))
-                    continue
+                    c = self._connect(addr)
+                    if c is None:
+                        continue
                 self._send_tcp(c, data)
+
+    def _connect(self, addr):
+        """An outgoing TCP connection (requests to a phone whose flow is gone, or to another server)."""
+        if len(self.conns) >= self.max_conns:
+            self._fail(addr)
+            return None
+        try:
+            fam = socket.AF_INET6 if ":" in addr[1] else socket.AF_INET
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(socket.getaddrinfo(addr[1], addr[2], fam)[0][-1])
+            except OSError as e:
+                if e.args[0] not in (errno.EINPROGRESS, errno.EAGAIN):
+                    s.close()
+                    raise
+        except OSError as e:
+            self.log.info("tcp connect to %s:%d failed: %s" % (addr[1], addr[2], e))
+            self._fail(addr)
+            return None
+        c = _Conn(s, (addr[1], addr[2]), self._now)
+        self.conns[s.fileno()] = c
+        self.by_peer[c.peer] = c
+        self.poll.register(s, _IN | _OUT)
+        return c
+
+    def _fail(self, addr):
+        self._do(self.core.transport_error(addr, self._now, wall_s()))
 
     def _send_tcp(self, c, data):
         if len(c.outbuf) + len(data) > _MAX_OUT:
@@ -214,6 +244,8 @@ class PollLoop:
                     c = self.conns[fd]
                     if flags & _ERR and not flags & _IN:
                         self._close(c)
+                        if c.outbuf:  # a connect that failed, or a peer gone with data queued
+                            self._fail(("tcp", c.peer[0], c.peer[1]))
                         continue
                     if flags & _OUT:
                         self._flush(c)

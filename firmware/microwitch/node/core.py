@@ -7,9 +7,11 @@ returns a list of actions `("send", bytes, addr)`. `Node.tick(now, wall)` runs t
 from microwitch.compat import const
 from microwitch.sip.message import parse, ParseError, make_response
 from microwitch.sip.transaction import TransactionLayer
+from microwitch.sip.uri import parse_uri
 from microwitch.node.registrar import Registrar
+from microwitch.node.proxy import Proxy
 
-_ALLOW = "REGISTER, OPTIONS"
+_ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, PRACK, INFO, MESSAGE, REFER, SUBSCRIBE, NOTIFY"
 _USERS_RECHECK_MS = const(1000)  # a CLI change to the user store is seen within this time
 _MAX_REASON = const(80)
 
@@ -19,7 +21,7 @@ def _addr_text(addr):
 
 
 class Node:
-    """Registrar node: parse -> transaction -> registrar/OPTIONS -> response actions."""
+    """The node: parse -> transaction -> registrar | proxy | OPTIONS for the node itself -> actions."""
 
     def __init__(self, cfg, users, bindings, rand, log, node_secret, local_hosts=()):
         self.cfg = cfg
@@ -27,7 +29,12 @@ class Node:
         self.log = log
         self.txl = TransactionLayer()
         self.registrar = Registrar(cfg, users, bindings, rand, node_secret, log.info, local_hosts)
+        self.proxy = Proxy(cfg, self.txl, self.registrar, users, rand, node_secret, log.info)
         self._users_checked = None
+
+    def set_listen(self, bound):
+        """The adapter's bound (proto, host, port) list: what goes into our Via and Record-Route."""
+        self.proxy.set_listen(bound)
 
     def receive(self, data, source, now, wall):
         if source[0] == "udp" and not data.strip(b"\r\n"):
@@ -51,10 +58,22 @@ class Node:
         events, actions = self.txl.tick(now)
         for ev in events:
             actions.extend(self._event(ev, now, wall))
+        actions.extend(self.proxy.tick(now))
+        return actions
+
+    def transport_error(self, addr, now, wall):
+        """The adapter could not reach `addr` (TCP connect refused, ...): its transactions end with 503."""
+        events, actions = self.txl.transport_error(addr, now)
+        for ev in events:
+            actions.extend(self._event(ev, now, wall))
         return actions
 
     def next_timer(self):
-        return self.txl.next_timer()
+        a = self.txl.next_timer()
+        b = self.proxy.next_timer()
+        if a is None or (b is not None and b < a):
+            return b
+        return a
 
     def _unparseable(self, partial, source, reason):
         """RFC 3261 §16.3/§8.2: 400 with the reason when enough parsed to answer; otherwise drop."""
@@ -72,14 +91,25 @@ class Node:
         if kind == "request":
             txn, msg, source = ev[1], ev[2], ev[3]
             if txn is None:
-                return []  # ACK for a 2xx or a stray ACK: nothing to forward on a registrar
+                return self.proxy.on_ack(msg, source, now, wall)  # ACK for a 2xx: end to end (§16.11)
             if msg.method == "REGISTER":
                 resp = self.registrar.handle(msg, source, now, wall)  # logs its own outcome
-            else:
-                resp = self._other(msg)
+            elif self._for_me(msg):
+                resp = self._own(msg)
                 self.log.info("%s %s %s %d %s" % (msg.method, msg.uri[:_MAX_REASON], _addr_text(source),
                                                   resp.status, resp.reason))
+            else:
+                return self.proxy.on_request(txn, msg, source, now, wall)
             return self.txl.respond(txn, resp, now)
+        if kind == "response":
+            return self.proxy.on_response(ev[1], ev[2], now)
+        if kind == "timeout":
+            return self.proxy.on_timeout(ev[1], now) if not ev[1].is_server else []
+        if kind == "transport_error":
+            return self.proxy.on_timeout(ev[1], now, "Service Unavailable", 503) if not ev[1].is_server else []
+        if kind == "terminated":
+            self.proxy.on_terminated(ev[1])
+            return []
         if kind == "malformed":
             return self._unparseable(ev[1], ev[2], ev[3])
         if kind == "overload":
@@ -93,14 +123,22 @@ class Node:
             return self.txl.stateless_response(resp, source)
         return []
 
-    def _other(self, msg):
+    def _for_me(self, msg):
+        """A request addressed to the node itself: no user part, one of our hosts, no Route onward."""
+        if msg.get("Route") is not None:
+            return False
+        try:
+            u = parse_uri(msg.uri)
+        except ParseError:
+            return False
+        return u.user is None and u.host is not None and self.registrar.is_local(u.host.strip("[]"))
+
+    def _own(self, msg):
         if msg.method == "OPTIONS":
             resp = make_response(msg, 200, "OK", self.registrar._tag())
             resp.set("Allow", _ALLOW)
             resp.set("Accept", "application/sdp")
             return resp
-        if msg.method == "CANCEL":
-            return make_response(msg, 481, "Call/Transaction Does Not Exist")
-        # calls arrive with the forwarder (issue 5); until then say so instead of pretending
-        return make_response(msg, 501, "Not Implemented (no call forwarding on this node yet)",
+        return make_response(msg, 405 if msg.method != "CANCEL" else 481,
+                             "Method Not Allowed" if msg.method != "CANCEL" else "Call/Transaction Does Not Exist",
                              self.registrar._tag())

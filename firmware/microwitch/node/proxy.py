@@ -1,0 +1,524 @@
+"""Stateful forwarding proxy (RFC 3261 §16) that never touches media.
+
+Requests are forwarded with their bodies byte for byte (SDP is never read or rewritten), so endpoints run ZRTP
+end to end. Dialog-creating requests are record-routed (`;lr`, with a flow token, see flow.py) so in-dialog
+requests keep crossing the node and reach phones behind NAT. A request for a local user forks to every contact
+in parallel; the response context picks the best final response (§16.7). The node is never an open relay:
+requests from a local identity need proxy digest auth, and nothing unauthenticated goes to another domain.
+
+Sans-I/O: every entry point returns a list of actions ("send", bytes, addr).
+"""
+from binascii import hexlify
+from microwitch.compat import const, sha256
+from microwitch.sip.message import Message, make_response
+from microwitch.sip.headers import ParseError, parse_via, parse_name_addr, parse_cseq
+from microwitch.sip.uri import parse_uri
+from microwitch.sip.transaction import MAGIC_COOKIE
+from microwitch.node import flow
+
+TIMER_C_MS = const(181000)      # §16.6 item 11: "greater than 3 minutes"
+MAX_CONTEXTS = const(1024)      # forwarded requests in progress; more get 503 + Retry-After
+MAX_PER_SOURCE = const(128)     # of those, from one source address
+MAX_BRANCHES = const(10)        # contacts one request forks to (the registrar's contacts-per-AoR bound)
+_DEFAULT_MF = const(70)
+_LOOP_HASH = const(10)          # hex chars of the loop-detection hash in our branch (RFC 5393 §4.2)
+_RR_METHODS = ("INVITE", "SUBSCRIBE", "REFER", "NOTIFY")
+_NO_AUTH = ("ACK", "CANCEL", "BYE", "PRACK")
+_BRANCH_MW = MAGIC_COOKIE + "mw"
+
+
+class _Branch:
+    __slots__ = ("txn", "request", "final", "provisional", "cancel_wanted", "cancelled", "timer_c")
+
+    def __init__(self, request):
+        self.request = request
+        self.txn = None
+        self.final = None          # final response (or a synthesized one)
+        self.provisional = False
+        self.cancel_wanted = False
+        self.cancelled = False
+        self.timer_c = None
+
+
+class _Context:
+    """§16.7 response context for one forwarded request."""
+    __slots__ = ("txn", "request", "source", "branches", "best", "final_sent", "cancelled", "key")
+
+    def __init__(self, txn, request, source, key):
+        self.txn = txn
+        self.request = request
+        self.source = source
+        self.branches = []
+        self.best = None
+        self.final_sent = False
+        self.cancelled = False
+        self.key = key
+
+
+def _rank(status):
+    """§16.7 step 6: lower is better among finals; 6xx beats everything but 2xx, 503 ranks as a 5xx."""
+    if status < 300:
+        return 0
+    if status >= 600:
+        return 1
+    return status // 100 * 1000 + status
+
+
+def _uri_dest(uri, default_proto="udp"):
+    """Next-hop address for a URI (no DNS: a host name is resolved by the adapter)."""
+    u = parse_uri(uri) if isinstance(uri, str) else uri
+    proto = (u.params.get("transport") or default_proto).lower()
+    if proto not in ("udp", "tcp"):
+        proto = "udp"
+    return (proto, u.host.strip("[]"), u.port or 5060)
+
+
+class Proxy:
+    """Proxy(cfg, txl, registrar, users, rand, secret, log); set `listen` [(proto, host, port)] before use."""
+
+    def __init__(self, cfg, txl, registrar, users, rand, secret, log):
+        self.cfg = cfg
+        self.txl = txl
+        self.registrar = registrar
+        self.auth = registrar.auth
+        self.users = users
+        self.rand = rand
+        self.key = bytes(secret)
+        self.log = log
+        self.me = {}            # proto -> (host, port) for Via and Record-Route
+        self.my_ports = set()
+        self._by_client = {}    # client txn id -> (context, branch)
+        self._by_server = {}    # server txn id -> context
+        self._by_key = {}       # INVITE key (branch, sent-by) -> context, for CANCEL
+        self._per_source = {}   # source host -> contexts in progress
+        self._timer_c_next = None
+        self._count = 0
+
+    def set_listen(self, bound):
+        for proto, host, port in bound:
+            self.me.setdefault(proto, (host, port))
+            self.my_ports.add(port)
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def _is_me(self, u):
+        return self.registrar.is_local(u.host.strip("[]")) and (u.port or 5060) in self.my_ports \
+            or (u.user is not None and u.user.startswith(flow.PREFIX) and self.registrar.is_local(u.host))
+
+    def _loop_hash(self, msg):
+        """RFC 5393 §4.2 / RFC 3261 §16.6 item 8: a hash of what identifies this request's path."""
+        h = sha256()
+        for part in (msg.uri, msg.get("From"), msg.get("To"), msg.get("Call-ID"), msg.get("CSeq"),
+                     msg.get("Route"), msg.get("Proxy-Require"), msg.get("Proxy-Authorization")):
+            h.update((part or "").encode())
+            h.update(b"\x00")
+        return hexlify(h.digest()).decode()[:_LOOP_HASH]
+
+    def _via(self, proto, branch):
+        host, port = self.me.get(proto) or self.me.get("udp") or next(iter(self.me.values()))
+        if ":" in host:
+            host = "[" + host + "]"
+        return "SIP/2.0/%s %s:%d;branch=%s;rport" % (proto.upper(), host, port, branch)
+
+    def _rr(self, proto, token):
+        host, port = self.me.get(proto) or self.me.get("udp") or next(iter(self.me.values()))
+        if ":" in host:
+            host = "[" + host + "]"
+        tail = ";transport=tcp;lr" if proto == "tcp" else ";lr"
+        return "<sip:%s@%s:%d%s>" % (token, host, port, tail)
+
+    def _reply(self, txn, msg, status, reason, headers=(), now=0):
+        resp = make_response(msg, status, reason, self.registrar._tag() if msg.get("To") and
+                             ";tag=" not in msg.get("To") else None)
+        for name, value in headers:
+            resp.add(name, value)
+        self.log("%s %s %d %s" % (msg.method, msg.uri[:80], status, reason))
+        return self.txl.respond(txn, resp, now)
+
+    # -- requests ------------------------------------------------------------------------------------------
+    def on_request(self, txn, msg, source, now, wall):
+        """A request for the proxy (not REGISTER, not for the node itself) on server transaction `txn`."""
+        try:
+            return self._request(txn, msg, source, now, wall)
+        except ParseError as e:
+            return self._reply(txn, msg, 400, "Bad Request (" + e.reason[:60] + ")", now=now)
+
+    def _request(self, txn, msg, source, now, wall):
+        method = msg.method
+        if method == "CANCEL":
+            return self._cancel(txn, msg, now)
+        # §16.3: validation
+        mf = msg.get("Max-Forwards")
+        if mf is not None:
+            mf = int(mf)
+            if mf <= 0:
+                return self._reply(txn, msg, 483, "Too Many Hops", now=now)
+        else:
+            mf = _DEFAULT_MF
+        preq = msg.get_all("Proxy-Require")
+        if preq:
+            return self._reply(txn, msg, 420, "Bad Extension", [("Unsupported", t) for t in preq], now)
+        lh = self._loop_hash(msg)
+        for v in msg.get_all("Via"):
+            via = parse_via(v)
+            if via.branch and via.branch.startswith(_BRANCH_MW + lh) and (via.port or 5060) in self.my_ports \
+                    and self.registrar.is_local(via.host.strip("[]")):
+                return self._reply(txn, msg, 482, "Loop Detected", now=now)
+        # §16.4: our own Route entries, and the strict-router case
+        fwd = Message.request(method, msg.uri, [list(h) for h in msg.headers], msg.body)
+        ruri = parse_uri(msg.uri)
+        flows = None
+        if ruri.user and ruri.user.startswith(flow.PREFIX) and self._is_me(ruri):
+            routes = fwd.get_all("Route")
+            flows = flow.parse(self.key, ruri.user)
+            if routes:  # the previous hop was a strict router: the last Route is the real target
+                fwd.uri = parse_name_addr(routes[-1]).uri
+                fwd.remove("Route")
+                for r in routes[:-1]:
+                    fwd.add("Route", r)
+                ruri = parse_uri(fwd.uri)
+        while True:
+            top = fwd.get("Route")
+            if top is None:
+                break
+            ru = parse_uri(parse_name_addr(top).uri)
+            if not self._is_me(ru):
+                break
+            if flows is None and ru.user:
+                flows = flow.parse(self.key, ru.user)
+            fwd.remove_first("Route")
+        fwd.set("Max-Forwards", str(mf - 1))
+        in_dialog = ";tag=" in (msg.get("To") or "")
+        # targets
+        next_route = fwd.get("Route")
+        if next_route is not None:
+            targets = [(fwd.uri, _uri_dest(parse_name_addr(next_route).uri, source[0]), None)]
+        elif flows is not None and flow.other_side(flows, source) is not None:
+            targets = [(fwd.uri, flow.other_side(flows, source), None)]
+        else:
+            res = self._targets(txn, msg, fwd, ruri, source, in_dialog, now, wall)
+            if not isinstance(res, list) or not res or res[0][0] != "target":
+                return res
+            targets = [t[1] for t in res]
+        if method == "ACK":
+            return self._forward_ack(fwd, targets[0], source, lh)
+        if len(self._by_server) >= MAX_CONTEXTS or self._per_source.get(source[1], 0) >= MAX_PER_SOURCE:
+            return self._reply(txn, msg, 503, "Service Unavailable (busy)", [("Retry-After", "5")], now)
+        return self._fork(txn, msg, fwd, targets, source, in_dialog, lh, now)
+
+    def _targets(self, txn, msg, fwd, ruri, source, in_dialog, now, wall):
+        """Target set for a request with no further Route: local user contacts, or the foreign-domain seam."""
+        local = ruri.scheme in ("sip", "sips") and self.registrar.is_local(ruri.host.strip("[]"))
+        caller = None
+        if not in_dialog and msg.method not in _NO_AUTH:
+            try:
+                fu = parse_uri(parse_name_addr(msg.get("From")).uri)
+            except (ParseError, TypeError, AttributeError):
+                return self._reply(txn, msg, 400, "Bad From", now=now)
+            if fu.scheme in ("sip", "sips") and fu.host and self.registrar.is_local(fu.host.strip("[]")):
+                caller = fu
+        if caller is not None:
+            # a local identity: prove it (§22.3) and that From is really the authenticated user
+            creds = self.auth.pick(msg.get_all("Proxy-Authorization"))
+            res = self.auth.check(msg.method, msg.uri, creds, self._ha1, now)
+            if not res.ok:
+                return self._reply(txn, msg, 407, "Proxy Authentication Required",
+                                   [("Proxy-Authenticate", v) for v in self.auth.challenges(now, res.stale)], now)
+            if caller.user != res.username:
+                return self._reply(txn, msg, 403, "From does not match the authenticated user", now=now)
+            self._strip_our_credentials(fwd)
+        if not local:
+            if caller is None and not in_dialog:
+                return self._reply(txn, msg, 403, "Relaying denied", now=now)
+            dest = self.foreign_dest(ruri)
+            if dest is None:
+                return self._reply(txn, msg, 404, "No route to domain " + (ruri.host or "")[:60], now=now)
+            return [("target", (fwd.uri, dest, None))]
+        if ruri.user is None:
+            return self._reply(txn, msg, 404, "No user in Request-URI", now=now)
+        aor = self.registrar.aor_for(ruri)
+        user = aor[4:] if aor else None
+        if user is None or self.users.get(user) is None:
+            return self._reply(txn, msg, 404, "Not Found", now=now)
+        bl = self.registrar.lookup(aor, wall)[:MAX_BRANCHES]
+        if not bl:
+            return self._reply(txn, msg, 480, "Temporarily Unavailable", now=now)
+        out = []
+        for b in bl:
+            route = b.path[0] if b.path else None
+            out.append(("target", (b.uri, _uri_dest(parse_name_addr(route).uri) if route else b.source, b.path)))
+        return out
+
+    def foreign_dest(self, ruri):
+        """The seam for the DNS federation: next hop for a non-local URI, or None. Until RFC 3263 lookups land
+        only numeric hosts are reachable (RFC 3263 §4.2: a numeric host needs no lookup)."""
+        h = (ruri.host or "").strip("[]")
+        if ":" in h or (h.replace(".", "").isdigit() and h.count(".") == 3):
+            return _uri_dest(ruri)
+        return None
+
+    def _ha1(self, username, algorithm):
+        return self.users.ha1(username, self.registrar.domain, algorithm, self.auth.realm)
+
+    def _strip_our_credentials(self, fwd):
+        keep = [v for v in fwd.get_all("Proxy-Authorization") if ('realm="%s"' % self.auth.realm) not in v]
+        fwd.remove("Proxy-Authorization")
+        for v in keep:
+            fwd.add("Proxy-Authorization", v)
+
+    # -- forwarding ----------------------------------------------------------------------------------------
+    def _branch_id(self, lh):
+        self._count += 1
+        return _BRANCH_MW + lh + "." + hexlify(self.rand(4)).decode() + "%x" % self._count
+
+    def _fork(self, txn, msg, fwd, targets, source, in_dialog, lh, now):
+        """§16.6 for every target in parallel; §16.2: 100 Trying at once for INVITE."""
+        top = parse_via(msg.get("Via"))
+        key = (top.branch, top.host, top.port) if msg.method == "INVITE" else None
+        ctx = _Context(txn, msg, source, key)
+        acts = []
+        if msg.method == "INVITE":
+            trying = make_response(msg, 100, "Trying")
+            acts.extend(self.txl.respond(txn, trying, now))
+        for ruri, dest, path in targets:
+            req = Message.request(fwd.method, ruri, [list(h) for h in fwd.headers], fwd.body)
+            if path:
+                for p in reversed(path):
+                    req.add("Route", p, top=True)
+            if not in_dialog and req.method in _RR_METHODS:
+                token = flow.make(self.key, source, dest)
+                req.add("Record-Route", self._rr(dest[0], token), top=True)
+                if dest[0] != source[0]:  # RFC 5658 double record-routing across transports
+                    req.add("Record-Route", self._rr(source[0], token), top=True)
+            req.add("Via", self._via(dest[0], self._branch_id(lh)), top=True)
+            br = _Branch(req)
+            ctn, a = self.txl.send_request(req, dest, now)
+            if ctn is None:
+                br.final = make_response(req, 503, "Service Unavailable")
+            else:
+                br.txn = ctn
+                self._by_client[ctn.id] = (ctx, br)
+                if req.method == "INVITE":
+                    br.timer_c = now + TIMER_C_MS
+                    self._arm_c(br.timer_c)
+            ctx.branches.append(br)
+            acts.extend(a)
+        self._by_server[txn.id] = ctx
+        if key is not None:
+            self._by_key[key] = ctx
+        self._per_source[source[1]] = self._per_source.get(source[1], 0) + 1
+        acts.extend(self._maybe_final(ctx, now))
+        return acts
+
+    def _forward_ack(self, fwd, target, source, lh):
+        """§16.11: an ACK for a 2xx is forwarded statelessly, with a branch derived from the request."""
+        ruri, dest, path = target
+        fwd.uri = ruri
+        fwd.add("Via", self._via(dest[0], _BRANCH_MW + lh + ".ack"), top=True)
+        return [("send", fwd.to_bytes(), dest)]
+
+    def on_ack(self, msg, source, now, wall):
+        """An ACK no server transaction absorbed (ACK for a 2xx): route it like any in-dialog request."""
+        try:
+            return self._request(None, msg, source, now, wall) or []
+        except ParseError:
+            return []
+
+    # -- CANCEL (§16.10) -----------------------------------------------------------------------------------
+    def _cancel(self, txn, msg, now):
+        top = parse_via(msg.get("Via"))
+        ctx = self._by_key.get((top.branch, top.host, top.port))
+        if ctx is None or ctx.final_sent:
+            return self._reply(txn, msg, 481, "Call/Transaction Does Not Exist", now=now)
+        acts = self._reply(txn, msg, 200, "OK", now=now)
+        ctx.cancelled = True
+        for br in ctx.branches:
+            acts.extend(self._cancel_branch(br, now))
+        return acts
+
+    def _cancel_branch(self, br, now):
+        if br.final is not None or br.cancelled or br.txn is None:
+            return []
+        if not br.provisional:
+            br.cancel_wanted = True  # §9.1: no CANCEL before a provisional response; sent when one arrives
+            return []
+        br.cancelled = True
+        inv = br.request
+        h = [["Via", inv.get("Via")]]
+        for r in inv.get_all("Route"):
+            h.append(["Route", r])
+        for name in ("Max-Forwards", "From", "To", "Call-ID"):
+            h.append([name, inv.get(name)])
+        h.append(["CSeq", "%d CANCEL" % parse_cseq(inv.get("CSeq"))[0]])
+        cancel = Message.request("CANCEL", inv.uri, h)
+        ctn, acts = self.txl.send_request(cancel, br.txn.addr, now)
+        return acts
+
+    # -- responses (§16.7) -----------------------------------------------------------------------------------
+    def on_response(self, ctn, msg, now):
+        """A response on one of our client transactions (ctn None: a stray, forwarded statelessly)."""
+        ent = self._by_client.get(ctn.id) if ctn is not None else None
+        if ent is None:
+            return self.forward_stateless(msg)
+        ctx, br = ent
+        if br.request is not ctn.request:
+            return []  # response to our own CANCEL: nothing to pass upstream
+        status = msg.status
+        acts = []
+        if status < 200:
+            br.provisional = True
+            if br.timer_c is not None:
+                br.timer_c = now + TIMER_C_MS
+                self._arm_c(br.timer_c)
+            if br.cancel_wanted or (ctx.cancelled and not br.cancelled):
+                acts.extend(self._cancel_branch(br, now))
+            if status == 100 or ctx.final_sent:
+                return acts
+            acts.extend(self.txl.respond(ctx.txn, self._upstream(msg), now))
+            return acts
+        if status < 300:
+            br.final = msg
+            br.timer_c = None
+            # §16.7 step 5: every 2xx goes upstream at once; for INVITE the other branches are cancelled
+            acts.extend(self.txl.respond(ctx.txn, self._upstream(msg), now))
+            if not ctx.final_sent:
+                ctx.final_sent = True
+                for other in ctx.branches:
+                    if other is not br:
+                        acts.extend(self._cancel_branch(other, now))
+            self._maybe_done(ctx)
+            return acts
+        if br.final is None:
+            br.final = msg
+            br.timer_c = None
+            if ctx.best is None or _rank(status) < _rank(ctx.best.status):
+                ctx.best = msg
+            if status >= 600 and ctx.request.method == "INVITE":
+                for other in ctx.branches:
+                    acts.extend(self._cancel_branch(other, now))
+        acts.extend(self._maybe_final(ctx, now))
+        return acts
+
+    def on_timeout(self, ctn, now, reason="Request Timeout", status=408):
+        """Timer B/F (or a transport error) on a branch: it ends with a synthesized response (§16.7 step 1)."""
+        ent = self._by_client.pop(ctn.id, None) if ctn is not None else None
+        if ent is None:
+            return []
+        ctx, br = ent
+        if br.request is not ctn.request or br.final is not None:
+            return []
+        br.final = make_response(br.request, status, reason)  # carries our Via, like a real response
+        br.timer_c = None
+        if ctx.best is None or _rank(status) < _rank(ctx.best.status):
+            ctx.best = br.final
+        return self._maybe_final(ctx, now)
+
+    def on_terminated(self, txn):
+        self._by_client.pop(txn.id, None)
+        ctx = self._by_server.get(txn.id)
+        if ctx is not None and ctx.final_sent:
+            self._drop(ctx)
+
+    def _upstream(self, msg):
+        """The response as the previous hop must see it: our Via removed, everything else untouched."""
+        resp = Message.response(msg.status, msg.reason, [list(h) for h in msg.headers], msg.body)
+        resp.remove_first("Via")
+        return resp
+
+    def _maybe_final(self, ctx, now):
+        """§16.7 step 6/8: once every branch has a final response, send the best one upstream."""
+        if ctx.final_sent:
+            self._maybe_done(ctx)
+            return []
+        for br in ctx.branches:
+            if br.final is None:
+                return []
+        ctx.final_sent = True
+        best = ctx.best
+        if ctx.cancelled and ctx.request.method == "INVITE":
+            resp = make_response(ctx.request, 487, "Request Terminated")
+        elif best is None:
+            resp = make_response(ctx.request, 500, "Server Internal Error")
+        elif best.status == 503:
+            resp = make_response(ctx.request, 500, "Server Internal Error (next hop unavailable)")
+        else:
+            resp = self._upstream(best)
+            if best.status in (401, 407):  # §16.7 step 7: every branch's challenge goes upstream
+                for br in ctx.branches:
+                    if br.final is not best and br.final is not None:
+                        for name in ("WWW-Authenticate", "Proxy-Authenticate"):
+                            for v in br.final.get_all(name):
+                                resp.add(name, v)
+        if resp.get("To") and ";tag=" not in resp.get("To"):
+            resp.set("To", resp.get("To") + ";tag=" + self.registrar._tag())
+        self.log("%s %s %d %s" % (ctx.request.method, ctx.request.uri[:80], resp.status, resp.reason))
+        acts = self.txl.respond(ctx.txn, resp, now)
+        self._maybe_done(ctx)
+        return acts
+
+    def _maybe_done(self, ctx):
+        for br in ctx.branches:
+            if br.final is None:
+                return
+        self._drop(ctx)
+
+    def _drop(self, ctx):
+        if self._by_server.pop(ctx.txn.id, None) is None:
+            return
+        if ctx.key is not None and self._by_key.get(ctx.key) is ctx:
+            del self._by_key[ctx.key]
+        n = self._per_source.get(ctx.source[1], 1) - 1
+        if n > 0:
+            self._per_source[ctx.source[1]] = n
+        else:
+            self._per_source.pop(ctx.source[1], None)
+        for br in ctx.branches:
+            if br.txn is not None:
+                ent = self._by_client.get(br.txn.id)
+                if ent is not None and ent[0] is ctx and br.final is not None and br.final.status >= 300:
+                    del self._by_client[br.txn.id]
+
+    def forward_stateless(self, msg):
+        """A response matching no transaction (e.g. a 2xx retransmission after Timer M): if the top Via is ours,
+        pop it and send the response where the next Via says (§16.11, RFC 6026 §8.4)."""
+        vias = msg.get_all("Via")
+        if len(vias) < 2:
+            return []
+        try:
+            mine = parse_via(vias[0])
+            nxt = parse_via(vias[1])
+        except ParseError:
+            return []
+        if not (mine.branch or "").startswith(_BRANCH_MW):
+            return []
+        resp = self._upstream(msg)
+        host = nxt.params.get("received") or nxt.host.strip("[]")
+        port = nxt.params.get("rport") or nxt.port or 5060
+        return [("send", resp.to_bytes(), (nxt.transport.lower(), host, int(port)))]
+
+    # -- Timer C -----------------------------------------------------------------------------------------------
+    def _arm_c(self, deadline):
+        if self._timer_c_next is None or deadline < self._timer_c_next:
+            self._timer_c_next = deadline
+
+    def next_timer(self):
+        return self._timer_c_next
+
+    def tick(self, now):
+        """§16.6 item 11 / §16.8: an INVITE branch silent past Timer C is cancelled (or ends with 408)."""
+        if self._timer_c_next is None or now < self._timer_c_next:
+            return []
+        self._timer_c_next = None
+        acts = []
+        for ctx in list(self._by_server.values()):
+            for br in ctx.branches:
+                if br.timer_c is None or br.final is not None:
+                    continue
+                if br.timer_c <= now:
+                    br.timer_c = None
+                    if br.provisional:
+                        acts.extend(self._cancel_branch(br, now))
+                    else:
+                        acts.extend(self.on_timeout(br.txn, now))
+                else:
+                    self._arm_c(br.timer_c)
+        return acts

@@ -1,0 +1,235 @@
+"""The forwarding proxy through the node core, sans-I/O (portable): forks, best response, CANCEL, Record-Route
+with flow tokens, in-dialog routing, auth and relay rules, loops and hop limits. Bodies must pass byte for byte.
+"""
+from microwitch import config
+from microwitch.log import Logger
+from microwitch.node.core import Node
+from microwitch.sip.message import parse
+from microwitch.sip.digest import ha1_hex, response_hex
+from microwitch.store.memory import MemoryBackend
+from microwitch.store.users import Users
+from microwitch.store.bindings import Bindings, Binding
+
+ME = ("udp", "127.0.0.1", 5060)
+CALLER = ("udp", "198.51.100.9", 5070)
+BOB1 = ("udp", "203.0.113.1", 40001)
+BOB2 = ("udp", "203.0.113.2", 40002)
+SDP = b"v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n" \
+      b"a=zrtp-hash:1.10 00ff\r\n"
+WALL = 100000
+
+
+def _rand(n):
+    return b"\x5a" * n
+
+
+def _node(contacts=(BOB1, BOB2)):
+    cfg = config.load('{"domain": "localhost", "listen": ["udp:127.0.0.1:5060"]}')
+    be = MemoryBackend()
+    users = Users(be)
+    users.load()
+    users.add("alice@localhost", "wonderland")
+    users.add("bob@localhost", "builder")
+    bindings = Bindings(be)
+    bl = []
+    for i, src in enumerate(contacts):
+        bl.append(Binding("sip:bob@10.1.0.%d:5060" % (i + 1), WALL + 3600, 3600, "reg%d" % i, 1, src))
+    if bl:
+        bindings.update("sip:bob@localhost", bl, WALL)
+    lines = []
+    node = Node(cfg, users, bindings, _rand, Logger("debug", lines.append), b"s" * 32, ["127.0.0.1"])
+    node.set_listen([ME])
+    return node
+
+
+def _invite(frm="sip:carol@remote.example", to="sip:bob@localhost", branch="inv1", extra="", mf=70, via=None):
+    via = via or "SIP/2.0/UDP 198.51.100.9:5070;branch=z9hG4bK%s;rport" % branch
+    head = ("INVITE %s SIP/2.0\r\nVia: %s\r\nMax-Forwards: %d\r\nFrom: <%s>;tag=c1\r\nTo: <%s>\r\n"
+            "Call-ID: call-x\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@198.51.100.9:5070>\r\n%s"
+            "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % (to, via, mf, frm, to, extra, len(SDP)))
+    return head.encode() + SDP
+
+
+def _sends(actions):
+    return [(parse(a[1]), a[2]) for a in actions if a[0] == "send"]
+
+
+def _to(sends, addr):
+    return [m for m, a in sends if a == addr]
+
+
+def _answer(req, status, reason, tag="b1", body=b""):
+    """A UAS response to a forwarded request (copies Via list, adds a To tag and a Contact)."""
+    lines = ["SIP/2.0 %d %s" % (status, reason)]
+    for v in req.get_all("Via"):
+        lines.append("Via: " + v)
+    for rr in req.get_all("Record-Route"):
+        lines.append("Record-Route: " + rr)
+    lines.append("From: " + req.get("From"))
+    lines.append("To: " + req.get("To") + (";tag=" + tag if status > 100 else ""))
+    lines.append("Call-ID: " + req.get("Call-ID"))
+    lines.append("CSeq: " + req.get("CSeq"))
+    lines.append("Contact: <" + req.uri + ">")
+    lines.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def test_fork_to_all_contacts_with_untouched_body_and_record_route():
+    node = _node()
+    sends = _sends(node.receive(_invite(), CALLER, 0, WALL))
+    assert _to(sends, CALLER)[0].status == 100
+    b1 = _to(sends, BOB1)[0]
+    b2 = _to(sends, BOB2)[0]
+    for req, n in ((b1, 1), (b2, 2)):
+        assert req.method == "INVITE"
+        assert req.uri == "sip:bob@10.1.0.%d:5060" % n
+        assert req.body == SDP  # never touches media
+        assert req.get("Max-Forwards") == "69"
+        assert req.get("Record-Route").endswith("@127.0.0.1:5060;lr>")
+        assert req.get_all("Via")[0].startswith("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKmw")
+        assert "received=198.51.100.9" in req.get_all("Via")[1]
+    assert b1.get_all("Via")[0] != b2.get_all("Via")[0]
+
+
+def test_first_2xx_wins_others_cancelled_and_dialog_routes_through_flows():
+    node = _node()
+    sends = _sends(node.receive(_invite(), CALLER, 0, WALL))
+    b1 = _to(sends, BOB1)[0]
+    b2 = _to(sends, BOB2)[0]
+    ring = _sends(node.receive(_answer(b2, 180, "Ringing", "t2"), BOB2, 10, WALL))
+    up = _to(ring, CALLER)[0]
+    assert up.status == 180 and len(up.get_all("Via")) == 1  # our Via removed
+    ok_body = b"v=0\r\nanswer-sdp\r\n"
+    sends = _sends(node.receive(_answer(b1, 200, "OK", "t1", ok_body), BOB1, 20, WALL))
+    up = _to(sends, CALLER)[0]
+    assert up.status == 200 and up.body == ok_body
+    cancels = _to(sends, BOB2)
+    assert len(cancels) == 1 and cancels[0].method == "CANCEL"
+    assert cancels[0].get("Via") == b2.get_all("Via")[0]  # §9.1: same branch as the INVITE it cancels
+    # the cancelled branch answers 487: ACKed hop by hop, nothing more upstream
+    sends = _sends(node.receive(_answer(b2, 487, "Request Terminated", "t2"), BOB2, 30, WALL))
+    assert [m.method for m in _to(sends, BOB2)] == ["ACK"]
+    assert _to(sends, CALLER) == []
+    # ACK and BYE from the caller carry the Record-Route as Route and reach bob's flow (NAT source)
+    rr = up.get("Record-Route")
+    ack = ("ACK sip:bob@10.1.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.9:5070;branch=z9hG4bKack1\r\n"
+           "Route: %s\r\nMax-Forwards: 70\r\nFrom: <sip:carol@remote.example>;tag=c1\r\n"
+           "To: <sip:bob@localhost>;tag=t1\r\nCall-ID: call-x\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n" % rr)
+    sends = _sends(node.receive(ack.encode(), CALLER, 40, WALL))
+    assert [m.method for m in _to(sends, BOB1)] == ["ACK"]
+    assert _to(sends, BOB1)[0].get("Route") is None
+    bye = ("BYE sip:carol@198.51.100.9:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.0.1:5060;branch=z9hG4bKbye1;rport\r\n"
+           "Route: %s\r\nMax-Forwards: 70\r\nFrom: <sip:bob@localhost>;tag=t1\r\n"
+           "To: <sip:carol@remote.example>;tag=c1\r\nCall-ID: call-x\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+           % rr)
+    sends = _sends(node.receive(bye.encode(), BOB1, 50, WALL))
+    fwd = _to(sends, CALLER)
+    assert [m.method for m in fwd] == ["BYE"]
+    sends = _sends(node.receive(_answer(fwd[0], 200, "OK", "c1"), CALLER, 60, WALL))
+    assert [m.status for m in _to(sends, BOB1)] == [200]
+
+
+def test_best_response_when_all_branches_fail():
+    node = _node()
+    sends = _sends(node.receive(_invite(), CALLER, 0, WALL))
+    b1 = _to(sends, BOB1)[0]
+    b2 = _to(sends, BOB2)[0]
+    sends = _sends(node.receive(_answer(b1, 486, "Busy Here", "t1"), BOB1, 10, WALL))
+    assert _to(sends, CALLER) == []  # waits for the other branch
+    sends = _sends(node.receive(_answer(b2, 404, "Not Found", "t2"), BOB2, 20, WALL))
+    assert [m.status for m in _to(sends, CALLER)] == [404]  # 4xx: lowest class wins, then lowest code
+
+
+def test_6xx_ends_the_fork():
+    node = _node()
+    sends = _sends(node.receive(_invite(), CALLER, 0, WALL))
+    b1 = _to(sends, BOB1)[0]
+    b2 = _to(sends, BOB2)[0]
+    node.receive(_answer(b2, 180, "Ringing", "t2"), BOB2, 5, WALL)
+    sends = _sends(node.receive(_answer(b1, 603, "Decline", "t1"), BOB1, 10, WALL))
+    assert [m.method for m in _to(sends, BOB2)] == ["CANCEL"]
+    sends = _sends(node.receive(_answer(b2, 487, "Request Terminated", "t2"), BOB2, 20, WALL))
+    assert [m.status for m in _to(sends, CALLER)] == [603]
+
+
+def test_cancel_from_caller_propagates_and_487():
+    node = _node()
+    sends = _sends(node.receive(_invite(), CALLER, 0, WALL))
+    b1 = _to(sends, BOB1)[0]
+    b2 = _to(sends, BOB2)[0]
+    node.receive(_answer(b1, 180, "Ringing", "t1"), BOB1, 5, WALL)
+    cancel = _invite().split(b"\r\n\r\n")[0].replace(b"INVITE sip", b"CANCEL sip").replace(b"1 INVITE", b"1 CANCEL")
+    cancel = cancel.replace(b"Content-Length: %d" % len(SDP), b"Content-Length: 0") + b"\r\n\r\n"
+    sends = _sends(node.receive(cancel, CALLER, 10, WALL))
+    assert [m.status for m in _to(sends, CALLER)] == [200]
+    assert [m.method for m in _to(sends, BOB1)] == ["CANCEL"]
+    assert _to(sends, BOB2) == []  # §9.1: no provisional yet, its CANCEL waits
+    sends = _sends(node.receive(_answer(b2, 180, "Ringing", "t2"), BOB2, 15, WALL))
+    assert [m.method for m in _to(sends, BOB2)] == ["CANCEL"]
+    node.receive(_answer(b1, 487, "Request Terminated", "t1"), BOB1, 20, WALL)
+    sends = _sends(node.receive(_answer(b2, 487, "Request Terminated", "t2"), BOB2, 25, WALL))
+    assert [m.status for m in _to(sends, CALLER)] == [487]
+
+
+def test_unanswered_branches_time_out_to_408():
+    node = _node(contacts=(BOB1,))
+    node.receive(_invite(), CALLER, 0, WALL)
+    got = []
+    t = 0
+    while t < 40000:
+        t += 500
+        got.extend(_sends(node.tick(t, WALL)))
+    up = [m.status for m, a in got if a == CALLER]
+    assert up[0] == 408 and set(up) == set([408])  # Timer B -> 408, retransmitted until the caller ACKs
+
+
+def test_local_caller_must_authenticate_and_match_from():
+    node = _node()
+    resp = _to(_sends(node.receive(_invite(frm="sip:alice@localhost"), CALLER, 0, WALL)), CALLER)[0]
+    assert resp.status == 407
+    chal = [v for v in resp.get_all("Proxy-Authenticate") if "MD5" in v][0]
+    nonce = chal.split('nonce="')[1].split('"')[0]
+
+    def creds(user, pw, nc):
+        ha1 = ha1_hex("MD5", user, "localhost", pw)
+        r = response_hex("MD5", ha1, nonce, nc, "cn", "auth", "INVITE", "sip:bob@localhost")
+        return ('Proxy-Authorization: Digest username="%s", realm="localhost", nonce="%s", '
+                'uri="sip:bob@localhost", response="%s", algorithm=MD5, qop=auth, nc=%s, cnonce="cn"\r\n'
+                % (user, nonce, r, nc))
+    # bob's valid credentials but From alice: refused
+    sends = _sends(node.receive(_invite(frm="sip:alice@localhost", branch="i2", extra=creds("bob", "builder",
+                                                                                       "00000001")),
+                                CALLER, 10, WALL))
+    assert _to(sends, CALLER)[0].status == 403
+    sends = _sends(node.receive(_invite(frm="sip:alice@localhost", branch="i3",
+                                        extra=creds("alice", "wonderland", "00000002")), CALLER, 20, WALL))
+    fwd = _to(sends, BOB1)[0]
+    assert fwd.get("Proxy-Authorization") is None  # our credentials do not travel on
+    # the same nonce count again is a replay
+    sends = _sends(node.receive(_invite(frm="sip:alice@localhost", branch="i4",
+                                        extra=creds("alice", "wonderland", "00000002")), CALLER, 30, WALL))
+    assert _to(sends, CALLER)[0].status == 407
+
+
+def test_never_an_open_relay():
+    node = _node()
+    sends = _sends(node.receive(_invite(to="sip:someone@198.51.100.200"), CALLER, 0, WALL))
+    assert [m.status for m in _to(sends, CALLER)] == [403]
+    assert len(sends) == 1
+
+
+def test_hop_limit_and_loop():
+    node = _node()
+    sends = _sends(node.receive(_invite(mf=0), CALLER, 0, WALL))
+    assert [m.status for m in _to(sends, CALLER)] == [483]
+    # a request that already went through us with the same loop hash comes back: 482
+    first = _to(_sends(node.receive(_invite(branch="l1"), CALLER, 10, WALL)), BOB1)[0]
+    looped = first.to_bytes().replace(b"sip:bob@10.1.0.1:5060", b"sip:bob@localhost", 1)
+    sends = _sends(node.receive(looped, BOB1, 20, WALL))
+    assert 482 in [m.status for m in _to(sends, BOB1)]
+
+
+def test_user_without_contacts_gets_480():
+    node = _node(contacts=())
+    sends = _sends(node.receive(_invite(), CALLER, 0, WALL))
+    assert [m.status for m in _to(sends, CALLER)] == [480]
