@@ -75,6 +75,50 @@ except ImportError:
     except ImportError:
         from microwitch.crypto.aes import AES as aes_ecb
 
+# Key agreement: x25519(k, u), x25519_base(k), p256_public(secret), p256_shared(secret, peer_xy).
+# Native `cryptography` where it exists (CPython); the pure modules otherwise. Both raise ValueError for
+# the same bad inputs (the P-256 checks are the pure module's, so the two back-ends agree exactly).
+try:
+    from cryptography.hazmat.primitives.asymmetric import ec as _ec, x25519 as _cx
+
+    from microwitch.crypto.p256 import p256_point as _p256_point, p256_scalar as _p256_scalar
+
+    def x25519(k, u):
+        """X25519 (RFC 7748) on `cryptography`; ValueError for an all-zero result."""
+        if len(u) != 32:
+            raise ValueError("X25519 u-coordinate must be 32 bytes")
+        priv = _cx.X25519PrivateKey.from_private_bytes(bytes(k))
+        return priv.exchange(_cx.X25519PublicKey.from_public_bytes(bytes(u)))
+
+    def x25519_base(k):
+        return _cx.X25519PrivateKey.from_private_bytes(bytes(k)).public_key().public_bytes_raw()
+
+    def p256_public(secret):
+        n = _ec.derive_private_key(_p256_scalar(secret), _ec.SECP256R1()).public_key().public_numbers()
+        return n.x.to_bytes(32, "big") + n.y.to_bytes(32, "big")
+
+    def p256_shared(secret, peer):
+        x, y = _p256_point(peer)
+        priv = _ec.derive_private_key(_p256_scalar(secret), _ec.SECP256R1())
+        return priv.exchange(_ec.ECDH(), _ec.EllipticCurvePublicNumbers(x, y, _ec.SECP256R1()).public_key())
+except ImportError:
+    # imported on first use: a node that never runs ZRTP never loads the big-int code
+    def x25519(k, u):
+        from microwitch.crypto.x25519 import x25519 as f
+        return f(k, u)
+
+    def x25519_base(k):
+        from microwitch.crypto.x25519 import x25519_base as f
+        return f(k)
+
+    def p256_public(secret):
+        from microwitch.crypto.p256 import p256_public as f
+        return f(secret)
+
+    def p256_shared(secret, peer):
+        from microwitch.crypto.p256 import p256_shared as f
+        return f(secret, peer)
+
 try:
     from os import urandom as random_bytes
 except ImportError:
@@ -90,3 +134,28 @@ except ImportError:
         def random_bytes(n):
             # last resort (no OS CSPRNG exposed): callers that need secrecy get it from the board
             return bytes(_grb(8) for _ in range(n))
+
+import os as _os
+
+try:
+    _fsync = _os.fsync
+
+    def fsync(f):
+        """Flush a file object to stable storage (fsync where the OS has it)."""
+        f.flush()
+        _fsync(f.fileno())
+except AttributeError:
+    def fsync(f):
+        f.flush()
+        try:
+            _os.sync()
+        except AttributeError:
+            pass
+
+import time as _t
+
+try:
+    wall_s = _t.time
+except AttributeError:
+    def wall_s():
+        return 0

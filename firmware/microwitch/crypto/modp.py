@@ -1,0 +1,64 @@
+"""Finite-field Diffie-Hellman over the RFC 3526 MODP groups 14 (2048-bit, ZRTP DH2k) and 15
+(3072-bit, ZRTP DH3k), generator 2 (RFC 6189 5.1.5). Values are big-endian, left-padded to the prime's
+length."""
+
+# RFC 3526 3: p = 2^2048 - 2^1984 - 1 + 2^64 * ([2^1918 pi] + 124476)
+_P2048 = int(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74"
+    "020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437"
+    "4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED"
+    "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05"
+    "98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB"
+    "9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B"
+    "E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718"
+    "3995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF", 16)
+
+# RFC 3526 4: p = 2^3072 - 2^3008 - 1 + 2^64 * ([2^2942 pi] + 1690314)
+_P3072 = int(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74"
+    "020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437"
+    "4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED"
+    "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05"
+    "98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB"
+    "9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B"
+    "E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718"
+    "3995497CEA956AE515D2261898FA051015728E5A8AAAC42DAD33170D04507A33"
+    "A85521ABDF1CBA64ECFB850458DBEF0A8AEA71575D060C7DB3970F85A6E1E4C7"
+    "ABF5AE8CDB0933D71E8C94E04A25619DCEE3D2261AD2EE6BF12FFA06D98A0864"
+    "D87602733EC86A64521F2B18177B200CBBE117577A615D6C770988C0BAD946E2"
+    "08E24FA074E5AB3143DB5BFCE0FD108E4B82D120A93AD2CAFFFFFFFFFFFFFFFF", 16)
+
+_PRIMES = {2048: _P2048, 3072: _P3072}
+
+
+def _prime(bits):
+    p = _PRIMES.get(bits)
+    if p is None:
+        raise ValueError("MODP group must be 2048 or 3072 bits")
+    return p
+
+
+def _exponent(secret, p):
+    x = int.from_bytes(secret, "big")
+    if not 1 < x < p - 1:
+        raise ValueError("MODP secret exponent out of range")
+    return x
+
+
+def modp_public(bits, secret):
+    """g^secret mod p with g = 2, as len(p) bytes. The secret (big-endian bytes) should be twice the
+    negotiated AES key length (RFC 6189 5.1.5): 2^x with a 3072-bit x is slow on small devices."""
+    p = _prime(bits)
+    return pow(2, _exponent(secret, p), p).to_bytes(bits // 8, "big")
+
+
+def modp_shared(bits, secret, peer):
+    """peer^secret mod p as len(p) bytes. Rejects a peer value of 1, p-1, or outside [2, p-2]
+    (RFC 6189 4.4.1.1) and a peer of the wrong length, with ValueError."""
+    p = _prime(bits)
+    if len(peer) != bits // 8:
+        raise ValueError("MODP peer value must be %d bytes" % (bits // 8))
+    y = int.from_bytes(peer, "big")
+    if not 1 < y < p - 1:
+        raise ValueError("MODP peer value is 0, 1, p-1 or not below p")
+    return pow(y, _exponent(secret, p), p).to_bytes(bits // 8, "big")
