@@ -67,9 +67,47 @@ SCHEMA = {
     "max_tcp_connections": (int, 1024, _range(1, 65535)),
     "max_tcp_per_source": (int, 64, _range(1, 65535)),
     "tcp_idle_s": (int, 600, _range(5, 86400)),
+    "pbx": (dict, {}, None),
+    "short_dial": (dict, {}, None),
     "log_level": (str, "info", _level),
     "log_format": (str, "plain", _log_format),
 }
+
+
+_KIND_NAMES = {list: "list", str: "string", dict: "JSON object", int: "whole number"}
+_PBX = {"address": (str, None, _port_spec), "domain": (str, None, _hostname), "realm": (str, "", None),
+        "expires": (int, 600, _range(60, 86400))}
+
+
+def _check_dict(key, v, origin):
+    """The nested objects: `pbx` (the insecure PBX beside the node) and `short_dial` (number -> local user)."""
+    out = {}
+    if key == "short_dial":
+        for k, user in v.items():
+            if not k or not isinstance(user, str) or not user or "@" in user:
+                raise ConfigError("%s: field 'short_dial.%s': must map a number to a local user name" % (origin, k))
+            out[k] = user
+        return out
+    if not v:
+        return out
+    for k in v:
+        if k not in _PBX:
+            raise ConfigError("%s: field 'pbx.%s': unknown field" % (origin, k))
+    for k, (kind, default, check) in _PBX.items():
+        if k not in v:
+            if default is None:
+                raise ConfigError("%s: field 'pbx.%s': required when pbx is set" % (origin, k))
+            out[k] = default
+            continue
+        if not isinstance(v[k], kind) or isinstance(v[k], bool):
+            raise ConfigError("%s: field 'pbx.%s': must be a %s" % (origin, k, _KIND_NAMES[kind]))
+        err = check(v[k]) if check else None
+        if err:
+            raise ConfigError("%s: field 'pbx.%s': %s" % (origin, k, err))
+        out[k] = v[k]
+    if not out["realm"]:
+        out["realm"] = out["domain"]
+    return out
 
 
 def validate(d, origin="config"):
@@ -83,14 +121,16 @@ def validate(d, origin="config"):
     for key in SCHEMA:
         kind, default, check = SCHEMA[key]
         if key not in d:
-            out[key] = list(default) if kind is list else default
+            out[key] = list(default) if kind is list else dict(default) if kind is dict else default
             continue
         v = d[key]
         if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
             raise ConfigError("%s: field '%s': must be a whole number" % (origin, key))
         if not isinstance(v, kind):
-            raise ConfigError("%s: field '%s': must be a %s" % (origin, key, "list" if kind is list else "string"))
-        if kind is list:
+            raise ConfigError("%s: field '%s': must be a %s" % (origin, key, _KIND_NAMES[kind]))
+        if kind is dict:
+            v = _check_dict(key, v, origin)
+        elif kind is list:
             for i, item in enumerate(v):
                 if not isinstance(item, str):
                     raise ConfigError("%s: field '%s[%d]': must be a string" % (origin, key, i))

@@ -1,4 +1,5 @@
 """`microwitch run`: start the node on this host (the same poll loop a device runs)."""
+import json
 import os
 import signal
 import sys
@@ -11,7 +12,10 @@ from microwitch.adapter.poll_loop import PollLoop
 from microwitch.store.files import FileBackend
 from microwitch.store.users import Users
 from microwitch.store.bindings import Bindings
-from mwcli.state import add_state_arg, load_config, fail
+from microwitch.store.pbx_accounts import PbxAccounts
+from mwcli.state import add_state_arg, load_config, fail, status_path
+
+_STATUS_EVERY_S = 2
 
 
 def register(sub):
@@ -35,7 +39,9 @@ def run(args):
     bindings = Bindings(backend, max_aors=cfg["max_aors"], max_contacts_per_aor=cfg["max_contacts_per_aor"])
     restored = bindings.load(wall_s())
     listen = config.listen_addrs(cfg)
-    node = Node(cfg, users, bindings, random_bytes, log, random_bytes(32), [h for _, h, _ in listen])
+    accounts = PbxAccounts(backend, read_only=True)
+    accounts.load()
+    node = Node(cfg, users, bindings, random_bytes, log, random_bytes(32), [h for _, h, _ in listen], accounts)
     try:
         loop = PollLoop(node, listen, log, cfg["max_tcp_connections"], cfg["max_tcp_per_source"],
                         cfg["tcp_idle_s"])
@@ -53,9 +59,33 @@ def run(args):
         loop.running = False
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    status_file = status_path(args.state)
+    last = [None, 0]
+
+    def publish():
+        now = wall_s()
+        if now - last[1] < _STATUS_EVERY_S:
+            return
+        last[1] = now
+        st = node.status(now)
+        st["listen"] = ["%s:%s:%d" % b for b in loop.bound]
+        st["pid"] = os.getpid()
+        text = json.dumps(st, sort_keys=True)
+        if text != last[0]:
+            last[0] = text
+            tmp = status_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, status_file)
     try:
-        loop.run()
+        while loop.running:
+            loop.step()
+            publish()
     finally:
         loop.close()
+        try:
+            os.remove(status_file)
+        except OSError:
+            pass
     log.info("stopped")
     return 0

@@ -50,3 +50,11 @@ def load_config(state, explicit=None, create=True):
 
 def write_json(obj):
     print(json.dumps(obj))
+
+
+def status_path(state):
+    """Where a running node publishes its status: RAM-backed /tmp (never the flash the state dir is on),
+    one file per state directory."""
+    import hashlib
+    tag = hashlib.sha256(os.path.abspath(state).encode()).hexdigest()[:12]
+    return os.path.join(os.environ.get("MICROWITCH_RUN") or "/tmp", "microwitch-status-%s.json" % tag)

@@ -5,6 +5,7 @@ import sys
 from microwitch.store import ValidationError, StoreFull
 from microwitch.store.files import FileBackend
 from microwitch.store.users import Users
+from microwitch.store.pbx_accounts import PbxAccounts
 from mwcli.state import add_state_arg, load_config, fail
 
 
@@ -20,7 +21,12 @@ def register(sub):
     us.add_parser("list", help="list users")
     i = us.add_parser("import", help="add users from a file of 'user;password;domain' lines")
     i.add_argument("file")
-    for q in (a, r, us.choices["list"], i):
+    x = us.add_parser("pbx", help="give a user an insecure identity (extension) on the PBX beside the node")
+    x.add_argument("address", help="user@domain (must exist)")
+    x.add_argument("extension", nargs="?", help="PBX extension, e.g. 201 (omit with --remove)")
+    x.add_argument("--password-stdin", action="store_true", help="read the PBX password from stdin")
+    x.add_argument("--remove", action="store_true", help="remove the user's PBX identity")
+    for q in (a, r, us.choices["list"], i, x):
         add_state_arg(q)
         q.set_defaults(func=run)
 
@@ -49,7 +55,10 @@ def run(args):
         elif args.action == "remove":
             if not users.remove(args.address):
                 fail("no user %s; nothing changed" % args.address)
+            _pbx(args.state).remove(args.address)  # and her PBX identity, if any
             print("removed %s" % args.address)
+        elif args.action == "pbx":
+            _set_pbx(args, cfg, users)
         else:
             n = _import(users, args.file, cfg["realm"])
             print("imported %d users" % n)
@@ -58,6 +67,29 @@ def run(args):
     except StoreFull as e:
         fail(str(e) + "; nothing changed")
     return 0
+
+
+def _pbx(state):
+    acc = PbxAccounts(FileBackend(state))
+    acc.load()
+    return acc
+
+
+def _set_pbx(args, cfg, users):
+    if not cfg["pbx"]:
+        fail("config has no 'pbx' section (address, domain): set it first")
+    acc = _pbx(args.state)
+    if args.remove:
+        if not acc.remove(args.address):
+            fail("%s has no PBX identity; nothing changed" % args.address)
+        print("removed the PBX identity of %s" % args.address)
+        return
+    if users.get(args.address) is None:
+        fail("no user %s: add the user first" % args.address)
+    if not args.extension:
+        fail("extension: give the PBX extension, e.g. 201")
+    args.address = acc.set(args.address, args.extension, _password(args), cfg["pbx"]["realm"])
+    print("%s is extension %s on the PBX %s" % (args.address, args.extension, cfg["pbx"]["domain"]))
 
 
 def _import(users, path, realm):

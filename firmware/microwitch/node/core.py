@@ -10,6 +10,7 @@ from microwitch.sip.transaction import TransactionLayer
 from microwitch.sip.uri import parse_uri
 from microwitch.node.registrar import Registrar
 from microwitch.node.proxy import Proxy
+from microwitch.node.bridge import Bridge
 
 _ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, PRACK, INFO, MESSAGE, REFER, SUBSCRIBE, NOTIFY"
 _USERS_RECHECK_MS = const(1000)  # a CLI change to the user store is seen within this time
@@ -23,14 +24,22 @@ def _addr_text(addr):
 class Node:
     """The node: parse -> transaction -> registrar | proxy | OPTIONS for the node itself -> actions."""
 
-    def __init__(self, cfg, users, bindings, rand, log, node_secret, local_hosts=()):
+    def __init__(self, cfg, users, bindings, rand, log, node_secret, local_hosts=(), accounts=None):
         self.cfg = cfg
         self.users = users
+        self.accounts = accounts
         self.log = log
         self.txl = TransactionLayer()
         self.registrar = Registrar(cfg, users, bindings, rand, node_secret, log.info, local_hosts)
-        self.proxy = Proxy(cfg, self.txl, self.registrar, users, rand, node_secret, log.info)
+        self.bridge = None
+        if cfg.get("pbx") and accounts is not None:
+            self.bridge = Bridge(cfg["pbx"], accounts, self.registrar, self.txl, rand, log.info, self._me)
+        self.proxy = Proxy(cfg, self.txl, self.registrar, users, rand, node_secret, log.info, self.bridge,
+                           accounts)
         self._users_checked = None
+
+    def _me(self, proto):
+        return self.proxy.me.get(proto) or next(iter(self.proxy.me.values()))
 
     def set_listen(self, bound):
         """The adapter's bound (proto, host, port) list: what goes into our Via and Record-Route."""
@@ -55,11 +64,21 @@ class Node:
         if self._users_checked is None or now - self._users_checked >= _USERS_RECHECK_MS:
             self._users_checked = now
             self.users.refresh()
+            if self.accounts is not None:
+                self.accounts.refresh()
         events, actions = self.txl.tick(now)
         for ev in events:
             actions.extend(self._event(ev, now, wall))
         actions.extend(self.proxy.tick(now))
+        if self.bridge is not None:
+            actions.extend(self.bridge.tick(now, wall))
         return actions
+
+    def status(self, wall):
+        """What `microwitch status` shows of a running node (no secrets)."""
+        return {"bindings": len(self.registrar.bindings), "users": len(self.users),
+                "server_transactions": self.txl.server_count(), "client_transactions": self.txl.client_count(),
+                "pbx": self.bridge.status() if self.bridge is not None else []}
 
     def transport_error(self, addr, now, wall):
         """The adapter could not reach `addr` (TCP connect refused, ...): its transactions end with 503."""
@@ -102,11 +121,18 @@ class Node:
                 return self.proxy.on_request(txn, msg, source, now, wall)
             return self.txl.respond(txn, resp, now)
         if kind == "response":
+            if self.bridge is not None and self.bridge.owns(ev[1]):
+                return self.bridge.on_response(ev[1], ev[2], now)
             return self.proxy.on_response(ev[1], ev[2], now)
-        if kind == "timeout":
-            return self.proxy.on_timeout(ev[1], now) if not ev[1].is_server else []
-        if kind == "transport_error":
-            return self.proxy.on_timeout(ev[1], now, "Service Unavailable", 503) if not ev[1].is_server else []
+        if kind == "timeout" or kind == "transport_error":
+            txn = ev[1]
+            if txn.is_server:
+                return []
+            if self.bridge is not None and self.bridge.owns(txn):
+                return self.bridge.on_timeout(txn, now)
+            if kind == "timeout":
+                return self.proxy.on_timeout(txn, now)
+            return self.proxy.on_timeout(txn, now, "Service Unavailable", 503)
         if kind == "terminated":
             self.proxy.on_terminated(ev[1])
             return []

@@ -28,10 +28,13 @@ _BRANCH_MW = MAGIC_COOKIE + "mw"
 
 
 class _Branch:
-    __slots__ = ("txn", "request", "final", "provisional", "cancel_wanted", "cancelled", "timer_c")
+    __slots__ = ("txn", "request", "final", "provisional", "cancel_wanted", "cancelled", "timer_c", "pbx",
+                 "auth_tried")
 
-    def __init__(self, request):
+    def __init__(self, request, pbx=None):
         self.request = request
+        self.pbx = pbx             # the caller's PBX account when this branch goes out via the PBX bridge
+        self.auth_tried = False
         self.txn = None
         self.final = None          # final response (or a synthesized one)
         self.provisional = False
@@ -76,8 +79,11 @@ def _uri_dest(uri, default_proto="udp"):
 class Proxy:
     """Proxy(cfg, txl, registrar, users, rand, secret, log); set `listen` [(proto, host, port)] before use."""
 
-    def __init__(self, cfg, txl, registrar, users, rand, secret, log):
+    def __init__(self, cfg, txl, registrar, users, rand, secret, log, bridge=None, accounts=None):
         self.cfg = cfg
+        self.bridge = bridge
+        self.accounts = accounts
+        self.short_dial = cfg.get("short_dial") or {}
         self.txl = txl
         self.registrar = registrar
         self.auth = registrar.auth
@@ -191,9 +197,9 @@ class Proxy:
         # targets
         next_route = fwd.get("Route")
         if next_route is not None:
-            targets = [(fwd.uri, _uri_dest(parse_name_addr(next_route).uri, source[0]), None)]
+            targets = [(fwd.uri, _uri_dest(parse_name_addr(next_route).uri, source[0]), None, None)]
         elif flows is not None and flow.other_side(flows, source) is not None:
-            targets = [(fwd.uri, flow.other_side(flows, source), None)]
+            targets = [(fwd.uri, flow.other_side(flows, source), None, None)]
         else:
             res = self._targets(txn, msg, fwd, ruri, source, in_dialog, now, wall)
             if not isinstance(res, list) or not res or res[0][0] != "target":
@@ -230,23 +236,57 @@ class Proxy:
             if caller is None and not in_dialog:
                 return self._reply(txn, msg, 403, "Relaying denied", now=now)
             dest = self.foreign_dest(ruri)
-            if dest is None:
-                return self._reply(txn, msg, 404, "No route to domain " + (ruri.host or "")[:60], now=now)
-            return [("target", (fwd.uri, dest, None))]
+            if dest is not None:
+                return [("target", (fwd.uri, dest, None, None))]
+            pbx = self._via_pbx(caller, fwd, ruri)
+            if pbx is not None:
+                return [pbx]
+            return self._reply(txn, msg, 404, "No route to " + (ruri.host or ruri.user or "")[:60], now=now)
         if ruri.user is None:
             return self._reply(txn, msg, 404, "No user in Request-URI", now=now)
-        aor = self.registrar.aor_for(ruri)
-        user = aor[4:] if aor else None
-        if user is None or self.users.get(user) is None:
+        user = self._local_user(ruri.user)
+        if user is None:
+            pbx = self._via_pbx(caller, fwd, ruri)  # not one of ours: maybe a PBX extension
+            if pbx is not None:
+                return [pbx]
             return self._reply(txn, msg, 404, "Not Found", now=now)
-        bl = self.registrar.lookup(aor, wall)[:MAX_BRANCHES]
+        bl = self.registrar.lookup("sip:" + user, wall)[:MAX_BRANCHES]
         if not bl:
             return self._reply(txn, msg, 480, "Temporarily Unavailable", now=now)
         out = []
         for b in bl:
             route = b.path[0] if b.path else None
-            out.append(("target", (b.uri, _uri_dest(parse_name_addr(route).uri) if route else b.source, b.path)))
+            dest = _uri_dest(parse_name_addr(route).uri) if route else b.source
+            out.append(("target", (b.uri, dest, b.path, None)))
         return out
+
+    def _local_user(self, name):
+        """'user@domain' of a local user named by user part, short-dial number or PBX extension, or None."""
+        address = name + "@" + self.registrar.domain
+        if self.users.get(address) is not None:
+            return address
+        mapped = self.short_dial.get(name)
+        if mapped is not None and self.users.get(mapped + "@" + self.registrar.domain) is not None:
+            return mapped + "@" + self.registrar.domain
+        if self.accounts is not None:
+            address = self.accounts.by_extension(name)
+            if address is not None and self.users.get(address) is not None:
+                return address
+        return None
+
+    def _via_pbx(self, caller, fwd, ruri):
+        """Target through the PBX under the caller's insecure identity (From rewritten to it), or None."""
+        if self.bridge is None or caller is None:
+            return None
+        ident = self.bridge.identity(caller.user + "@" + self.registrar.domain)
+        if ident is None:
+            return None
+        ext, rec = ident
+        na = parse_name_addr(fwd.get("From"))
+        na.uri = "sip:%s@%s" % (ext, self.bridge.domain)
+        fwd.set("From", na.to_str())
+        number = ruri.user if ruri.user else ""
+        return ("target", ("sip:%s@%s" % (number, self.bridge.domain), self.bridge.dest, None, rec))
 
     def foreign_dest(self, ruri):
         """The seam for the DNS federation: next hop for a non-local URI, or None. Until RFC 3263 lookups land
@@ -279,7 +319,7 @@ class Proxy:
         if msg.method == "INVITE":
             trying = make_response(msg, 100, "Trying")
             acts.extend(self.txl.respond(txn, trying, now))
-        for ruri, dest, path in targets:
+        for ruri, dest, path, pbx in targets:
             req = Message.request(fwd.method, ruri, [list(h) for h in fwd.headers], fwd.body)
             if path:
                 for p in reversed(path):
@@ -290,7 +330,7 @@ class Proxy:
                 if dest[0] != source[0]:  # RFC 5658 double record-routing across transports
                     req.add("Record-Route", self._rr(source[0], token), top=True)
             req.add("Via", self._via(dest[0], self._branch_id(lh)), top=True)
-            br = _Branch(req)
+            br = _Branch(req, pbx)
             ctn, a = self.txl.send_request(req, dest, now)
             if ctn is None:
                 br.final = make_response(req, 503, "Service Unavailable")
@@ -311,7 +351,7 @@ class Proxy:
 
     def _forward_ack(self, fwd, target, source, lh):
         """§16.11: an ACK for a 2xx is forwarded statelessly, with a branch derived from the request."""
-        ruri, dest, path = target
+        ruri, dest = target[0], target[1]
         fwd.uri = ruri
         fwd.add("Via", self._via(dest[0], _BRANCH_MW + lh + ".ack"), top=True)
         return [("send", fwd.to_bytes(), dest)]
@@ -387,6 +427,10 @@ class Proxy:
                         acts.extend(self._cancel_branch(other, now))
             self._maybe_done(ctx)
             return acts
+        if br.pbx is not None and status in (401, 407) and not br.auth_tried and not ctx.cancelled:
+            retry = self._answer_pbx(ctx, br, ctn, msg, now)
+            if retry is not None:
+                return retry
         if br.final is None:
             br.final = msg
             br.timer_c = None
@@ -396,6 +440,29 @@ class Proxy:
                 for other in ctx.branches:
                     acts.extend(self._cancel_branch(other, now))
         acts.extend(self._maybe_final(ctx, now))
+        return acts
+
+    def _answer_pbx(self, ctx, br, ctn, msg, now):
+        """The PBX challenged a call placed under a user's PBX identity: send it again with her PBX
+        credentials (same CSeq: a new transaction of the same request, like a UAC retry)."""
+        name = "WWW-Authenticate" if msg.status == 401 else "Proxy-Authenticate"
+        value = self.bridge.credentials(br.pbx, msg.get_all(name), br.request.method, br.request.uri)
+        if value is None:
+            return None
+        req = Message.request(br.request.method, br.request.uri, [list(h) for h in br.request.headers],
+                              br.request.body)
+        req.remove_first("Via")
+        req.add("Via", self._via(ctn.addr[0], self._branch_id(self._loop_hash(ctx.request))), top=True)
+        req.add("Authorization" if msg.status == 401 else "Proxy-Authorization", value)
+        new, acts = self.txl.send_request(req, ctn.addr, now)
+        if new is None:
+            return None
+        self._by_client.pop(ctn.id, None)
+        br.request = req
+        br.txn = new
+        br.auth_tried = True
+        br.provisional = False
+        self._by_client[new.id] = (ctx, br)
         return acts
 
     def on_timeout(self, ctn, now, reason="Request Timeout", status=408):
@@ -481,8 +548,8 @@ class Proxy:
         """A response matching no transaction (e.g. a 2xx retransmission after Timer M): if the top Via is ours,
         pop it and send the response where the next Via says (§16.11, RFC 6026 §8.4)."""
         vias = msg.get_all("Via")
-        if len(vias) < 2:
-            return []
+        if len(vias) < 2 or not 200 <= msg.status < 300:
+            return []  # only a 2xx travels end to end; other finals are hop by hop
         try:
             mine = parse_via(vias[0])
             nxt = parse_via(vias[1])

@@ -1,0 +1,238 @@
+"""The bridge to an insecure PBX beside the node (the GNU SIP Witch model).
+
+Each secure user may have an insecure identity on the PBX (an extension with its own PBX password, kept as HA1
+in store/pbx_accounts.py). While the user has a live binding here, the node keeps that extension registered at
+the PBX on her behalf: a REGISTER of its own with Contact pointing back at the node, refreshed before expiry,
+removed (Expires: 0) when her last binding goes. Calls the PBX sends to the extension then reach the node,
+which rings all her devices (proxy.py maps the extension to her AoR). Calls she places to anything the node
+cannot reach securely go to the PBX under this identity (proxy.py answers the PBX's challenge with the HA1).
+
+Sans-I/O: `tick(now, wall)` and `on_response()` return actions; timing comes from the injected clock.
+"""
+from binascii import hexlify
+from microwitch.compat import const
+from microwitch.sip.message import Message
+from microwitch.sip.headers import ParseError, parse_name_addr, parse_params
+from microwitch.sip.transaction import new_branch
+from microwitch.sip.digest_client import pick_challenge, authorization
+
+_CHECK_MS = const(1000)        # how often live bindings are compared with PBX registrations
+_RETRY_MIN_MS = const(5000)    # after a failed REGISTER: back off from here ...
+_RETRY_MAX_MS = const(300000)  # ... doubling up to here
+_REFRESH_PCT = const(50)       # refresh when this share of the granted interval has passed
+_MAX_AUTH_TRIES = const(2)     # challenges answered per REGISTER before giving up (wrong PBX password)
+
+IDLE = "idle"
+REGISTERING = "registering"
+REGISTERED = "registered"
+UNREGISTERING = "unregistering"
+FAILED = "failed"
+
+
+def parse_addr(spec):
+    proto, rest = spec.split(":", 1)
+    host, port = rest.rsplit(":", 1)
+    return (proto, host.strip("[]"), int(port))
+
+
+class _Reg:
+    __slots__ = ("address", "call_id", "cseq", "state", "txn", "refresh_at", "retry_at", "backoff",
+                 "auth_tries", "granted", "reason", "wanted")
+
+    def __init__(self, address, call_id):
+        self.address = address
+        self.call_id = call_id
+        self.cseq = 0
+        self.state = IDLE
+        self.txn = None
+        self.refresh_at = 0
+        self.retry_at = 0
+        self.backoff = _RETRY_MIN_MS
+        self.auth_tries = 0
+        self.granted = 0
+        self.reason = ""
+        self.wanted = False
+
+
+class Bridge:
+    """Bridge(pbx_cfg, accounts, registrar, txl, rand, log); `me(proto)` -> (host, port) for Contact/Via."""
+
+    def __init__(self, pbx, accounts, registrar, txl, rand, log, me):
+        self.dest = parse_addr(pbx["address"])
+        self.domain = pbx["domain"]
+        self.realm = pbx["realm"]
+        self.expires = pbx["expires"]
+        self.accounts = accounts
+        self.registrar = registrar
+        self.txl = txl
+        self.rand = rand
+        self.log = log
+        self.me = me
+        self.regs = {}
+        self._by_txn = {}
+        self._checked = None
+
+    # -- identities the proxy uses ---------------------------------------------------------------------
+    def identity(self, address):
+        """(ext, account record) of a local user's PBX identity, or None."""
+        rec = self.accounts.get(address)
+        return (rec["ext"], rec) if rec is not None else None
+
+    def credentials(self, rec, chal_values, method, uri):
+        """An Authorization value answering the PBX's challenge for account `rec`, or None."""
+        chal = pick_challenge(chal_values)
+        if chal is None or chal["realm"] != rec["realm"]:
+            return None
+        ha1 = rec["sha256"] if chal.get("algorithm", "MD5").upper() == "SHA-256" else rec["md5"]
+        return authorization(chal, rec["ext"], ha1, method, uri, self.rand(8))
+
+    # -- registrations -----------------------------------------------------------------------------------
+    def tick(self, now, wall):
+        if self._checked is not None and now - self._checked < _CHECK_MS:
+            return []
+        self._checked = now
+        acts = []
+        present = set(self.accounts.addresses())
+        for address in present:
+            live = bool(self.registrar.lookup("sip:" + address, wall))
+            reg = self.regs.get(address)
+            if reg is None:
+                if not live:
+                    continue
+                reg = self.regs[address] = _Reg(address, hexlify(self.rand(12)).decode())
+            reg.wanted = live
+            acts.extend(self._drive(reg, now))
+        for address in list(self.regs):
+            if address not in present:  # account removed: take its registration down
+                reg = self.regs[address]
+                reg.wanted = False
+                acts.extend(self._drive(reg, now))
+                if reg.state == IDLE:
+                    del self.regs[address]
+        return acts
+
+    def _drive(self, reg, now):
+        if reg.txn is not None:
+            return []
+        if reg.wanted:
+            if reg.state == REGISTERED and now < reg.refresh_at:
+                return []
+            if reg.state == FAILED and now < reg.retry_at:
+                return []
+            reg.auth_tries = 0
+            return self._send(reg, self.expires, None, now)
+        if reg.state in (REGISTERED, REGISTERING, FAILED) and reg.granted:
+            reg.auth_tries = 0
+            return self._send(reg, 0, None, now)
+        reg.state = IDLE
+        return []
+
+    def _send(self, reg, expires, auth, now):
+        rec = self.accounts.get(reg.address)
+        if rec is None and expires:
+            return []
+        ext = rec["ext"] if rec is not None else reg.address.split("@")[0]
+        proto = self.dest[0]
+        host, port = self.me(proto)
+        if ":" in host:
+            host = "[" + host + "]"
+        aor = "sip:%s@%s" % (ext, self.domain)
+        reg.cseq += 1
+        branch = new_branch(self.rand) + "r%d" % reg.cseq  # unique even if the RNG repeated itself
+        h = [["Via", "SIP/2.0/%s %s:%d;branch=%s;rport" % (proto.upper(), host, port, branch)],
+             ["Max-Forwards", "70"],
+             ["From", "<%s>;tag=%s" % (aor, reg.call_id[:10])],
+             ["To", "<%s>" % aor],
+             ["Call-ID", reg.call_id],
+             ["CSeq", "%d REGISTER" % reg.cseq],
+             ["Contact", "<sip:%s@%s:%d%s>" % (ext, host, port, ";transport=tcp" if proto == "tcp" else "")],
+             ["Expires", str(expires)],
+             ["User-Agent", "microwitch bridge"]]
+        if auth is not None:
+            h.append(auth)
+        msg = Message.request("REGISTER", "sip:" + self.domain, h)
+        txn, acts = self.txl.send_request(msg, self.dest, now)
+        if txn is None:
+            reg.state = FAILED
+            reg.reason = "transaction table full"
+            reg.retry_at = now + reg.backoff
+            return []
+        reg.txn = txn
+        reg.state = REGISTERING if expires else UNREGISTERING
+        self._by_txn[txn.id] = (reg, expires)
+        return acts
+
+    def owns(self, txn):
+        return txn is not None and txn.id in self._by_txn
+
+    def on_response(self, txn, msg, now):
+        ent = self._by_txn.get(txn.id)
+        if ent is None or msg.status < 200:
+            return []
+        del self._by_txn[txn.id]
+        reg, expires = ent
+        reg.txn = None
+        st = msg.status
+        if st in (401, 407) and reg.auth_tries < _MAX_AUTH_TRIES:
+            rec = self.accounts.get(reg.address)
+            name = "WWW-Authenticate" if st == 401 else "Proxy-Authenticate"
+            value = self.credentials(rec, msg.get_all(name), "REGISTER", "sip:" + self.domain) if rec else None
+            if value is not None:
+                reg.auth_tries += 1
+                return self._send(reg, expires, [("Authorization" if st == 401 else "Proxy-Authorization"),
+                                                 value], now)
+        if 200 <= st < 300:
+            reg.backoff = _RETRY_MIN_MS
+            reg.reason = ""
+            if expires == 0:
+                reg.state = IDLE
+                reg.granted = 0
+            else:
+                reg.granted = self._granted(msg, expires)
+                reg.state = REGISTERED
+                reg.refresh_at = now + reg.granted * 10 * _REFRESH_PCT
+            self.log("PBX %s %s -> %d %s" % ("REGISTER" if expires else "UNREGISTER", reg.address, st, msg.reason))
+            return self._drive(reg, now) if reg.wanted != (reg.state == REGISTERED) else []
+        return self._failed(reg, "%d %s" % (st, msg.reason), now)
+
+    def on_timeout(self, txn, now):
+        ent = self._by_txn.pop(txn.id, None) if txn is not None else None
+        if ent is None:
+            return []
+        reg = ent[0]
+        reg.txn = None
+        return self._failed(reg, "no answer from the PBX", now)
+
+    def _failed(self, reg, reason, now):
+        reg.reason = reason[:80]
+        self.log("PBX REGISTER %s failed: %s (retry in %d s)" % (reg.address, reg.reason, reg.backoff // 1000))
+        reg.state = FAILED if reg.wanted else IDLE
+        if not reg.wanted:
+            reg.granted = 0
+        reg.retry_at = now + reg.backoff
+        reg.backoff = min(reg.backoff * 2, _RETRY_MAX_MS)
+        return []
+
+    def _granted(self, msg, asked):
+        """The interval the PBX granted (our Contact's expires param, else Expires, else what we asked)."""
+        for c in msg.get_all("Contact"):
+            try:
+                na = parse_name_addr(c)
+            except ParseError:
+                continue
+            e = na.params.get("expires")
+            if e is not None and e.isdigit():
+                return max(1, int(e))
+        e = msg.get("Expires")
+        if e is not None and e.strip().isdigit():
+            return max(1, int(e.strip()))
+        return asked
+
+    def status(self):
+        """One dict per PBX account: address, extension, state, reason."""
+        out = []
+        for address in self.accounts.addresses():
+            reg = self.regs.get(address)
+            out.append({"user": address, "extension": self.accounts.get(address)["ext"],
+                        "state": reg.state if reg else IDLE, "reason": reg.reason if reg else ""})
+        return out
