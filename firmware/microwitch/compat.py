@@ -129,11 +129,9 @@ except ImportError:
             # wasm MicroPython: the host's CSPRNG through the JS bridge
             return bytes(_js.crypto.getRandomValues(_js.Uint8Array.new(n)))
     except ImportError:
-        from random import getrandbits as _grb
-
         def random_bytes(n):
-            # last resort (no OS CSPRNG exposed): callers that need secrecy get it from the board
-            return bytes(_grb(8) for _ in range(n))
+            # nonces, ZRTP secrets and SRTP keys depend on this: never fall back to a seeded PRNG
+            raise RuntimeError("no CSPRNG on this runtime (os.urandom missing)")
 
 import os as _os
 
