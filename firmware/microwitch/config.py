@@ -64,6 +64,10 @@ SCHEMA = {
     "max_aors": (int, 10000, _range(1, 1000000)),
     "max_contacts_per_aor": (int, 10, _range(1, 100)),
     "nonce_ttl": (int, 300, _range(1, 86400)),
+    "max_nonces": (int, 4096, _range(16, 1000000)),
+    # MD5 first: most phones only do MD5 and several (sipp among them) read only the first challenge
+    "digest_algorithms": (list, ["MD5", "SHA-256"], None),
+    "max_transactions": (int, 4096, _range(16, 1000000)),
     "max_tcp_connections": (int, 1024, _range(1, 65535)),
     "max_tcp_per_source": (int, 64, _range(1, 65535)),
     "tcp_idle_s": (int, 600, _range(5, 86400)),
@@ -134,7 +138,12 @@ def validate(d, origin="config"):
             for i, item in enumerate(v):
                 if not isinstance(item, str):
                     raise ConfigError("%s: field '%s[%d]': must be a string" % (origin, key, i))
-                err = _port_spec(item) if key == "listen" else _hostname(item)
+                if key == "listen":
+                    err = _port_spec(item)
+                elif key == "digest_algorithms":
+                    err = None if item in ("MD5", "SHA-256") else "must be 'MD5' or 'SHA-256'"
+                else:
+                    err = _hostname(item)
                 if err:
                     raise ConfigError("%s: field '%s[%d]': %s" % (origin, key, i, err))
         elif check:
@@ -144,6 +153,8 @@ def validate(d, origin="config"):
         out[key] = v
     if not out["listen"]:
         raise ConfigError("%s: field 'listen': needs at least one address" % origin)
+    if not out["digest_algorithms"] or len(set(out["digest_algorithms"])) != len(out["digest_algorithms"]):
+        raise ConfigError("%s: field 'digest_algorithms': needs MD5 and/or SHA-256, each once" % origin)
     if out["min_expires"] > out["max_expires"]:
         raise ConfigError("%s: field 'min_expires': must not exceed max_expires" % origin)
     if not out["min_expires"] <= out["default_expires"] <= out["max_expires"]:

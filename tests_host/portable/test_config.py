@@ -41,3 +41,11 @@ def test_errors_name_file_and_field():
 def test_ipv6_listen():
     c = config.load('{"listen": ["udp:[::1]:5070"]}')
     assert config.listen_addrs(c) == [("udp", "::1", 5070)]
+
+
+def test_digest_algorithms():
+    assert config.load("{}")["digest_algorithms"] == ["MD5", "SHA-256"]
+    assert config.load('{"digest_algorithms": ["SHA-256"]}')["digest_algorithms"] == ["SHA-256"]
+    assert "field 'digest_algorithms[0]'" in _err('{"digest_algorithms": ["SHA-1"]}')
+    assert "field 'digest_algorithms'" in _err('{"digest_algorithms": []}')
+    assert "field 'digest_algorithms'" in _err('{"digest_algorithms": ["MD5", "MD5"]}')

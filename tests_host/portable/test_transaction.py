@@ -579,6 +579,23 @@ def test_server_table_full_reports_overload_without_state():
     assert kinds(ev) == ["request"] and L.server_count() == 2
 
 
+def test_full_table_ends_lingering_completed_transactions_first():
+    L = TransactionLayer(max_transactions=4)
+    done = []
+    for b in ("z9hG4bKa", "z9hG4bKb", "z9hG4bKc"):
+        ev, _ = L.on_request(req("REGISTER", branch=b), UDP_PEER, 0)
+        L.respond(ev[0][1], resp(ev[0][2], 200, "OK"), 1)   # Completed: only absorbing retransmissions now
+        done.append(ev[0][1])
+    busy, _ = L.on_request(req("REGISTER", branch="z9hG4bKd"), UDP_PEER, 2)    # still Trying
+    ev, _ = L.on_request(req("REGISTER", branch="z9hG4bKe"), UDP_PEER, 3)
+    assert kinds(ev)[-1] == "request" and ("terminated", done[0]) in ev         # room made, not refused
+    assert busy[0][1].state == TRYING and L.server_count() <= 4 and L.evicted >= 1
+    # only Trying transactions left to lose: then it is a real overload
+    for b in ("z9hG4bKf", "z9hG4bKg", "z9hG4bKh", "z9hG4bKi"):
+        ev, _ = L.on_request(req("REGISTER", branch=b), UDP_PEER, 4)
+    assert kinds(ev) == ["overload"]
+
+
 def test_client_table_full_refuses_without_sending():
     L = TransactionLayer(max_transactions=1)
     t1, _ = L.send_request(req("OPTIONS", branch="z9hG4bKa"), UDP_PEER, 0)

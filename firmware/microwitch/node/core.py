@@ -29,7 +29,7 @@ class Node:
         self.users = users
         self.accounts = accounts
         self.log = log
-        self.txl = TransactionLayer()
+        self.txl = TransactionLayer(max_transactions=cfg.get("max_transactions", 4096))
         self.registrar = Registrar(cfg, users, bindings, rand, node_secret, log.info, local_hosts)
         self.bridge = None
         if cfg.get("pbx") and accounts is not None:
@@ -51,7 +51,7 @@ class Node:
         try:
             msg = parse(data, source[0] != "udp")
         except ParseError as e:
-            return self._unparseable(e.message, source, e.reason)
+            return self._unparseable(e.message, source, e.reason, getattr(e, "status", 400))
         if msg.is_request:
             events, actions = self.txl.on_request(msg, source, now)
         else:
@@ -94,15 +94,17 @@ class Node:
             return b
         return a
 
-    def _unparseable(self, partial, source, reason):
-        """RFC 3261 §16.3/§8.2: 400 with the reason when enough parsed to answer; otherwise drop."""
+    def _unparseable(self, partial, source, reason, status=400):
+        """RFC 3261 §16.3/§8.2: 400 (505 for another SIP version) with the reason when enough parsed to answer;
+        otherwise drop."""
         reason = reason[:_MAX_REASON]
         if partial is None or not partial.is_request or partial.method == "ACK":
             self.log.info("DROP %s unparseable: %s" % (_addr_text(source), reason))
             return []
-        resp = make_response(partial, 400, "Bad Request")
+        resp = make_response(partial, status, "Bad Request" if status == 400 else "Version Not Supported")
         resp.add("Warning", '399 %s "%s"' % (self.cfg["domain"], reason.replace('"', "'")))
-        self.log.info("%s %s %s 400 %s" % (partial.method, partial.uri[:_MAX_REASON], _addr_text(source), reason))
+        self.log.info("%s %s %s %d %s" % (partial.method, partial.uri[:_MAX_REASON], _addr_text(source), status,
+                                          reason))
         return self.txl.stateless_response(resp, source)
 
     def _event(self, ev, now, wall):

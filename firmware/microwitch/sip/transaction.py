@@ -387,6 +387,7 @@ class TransactionLayer:
         self._seq = 0
         self._ids = 0
         self._pending = []      # "terminated" events caused by respond(), delivered on the next call
+        self.evicted = 0        # lingering server transactions ended early to make room (see _evict_soft)
 
     # -- introspection -------------------------------------------------------------------------------------
     def server_count(self):
@@ -433,7 +434,7 @@ class TransactionLayer:
             txn.on_retransmit(now, ev, act)
             return ev, act
         self._stamp(msg, via, source)
-        if len(self._server) >= self.max_transactions:
+        if len(self._server) >= self.max_transactions and not self._evict_soft(ev):
             ev.append(("overload", msg, source))
             return ev, act
         cls = InviteServerTransaction if method == "INVITE" else NonInviteServerTransaction
@@ -629,6 +630,25 @@ class TransactionLayer:
         self._heap[:] = live        # in place: tick() and next_timer() may hold a reference
 
     # -- bookkeeping ---------------------------------------------------------------------------------------
+    def _evict_soft(self, ev):
+        """Table full: end a batch of server transactions that only linger to absorb retransmissions
+        (non-INVITE Completed, INVITE Confirmed/Accepted: the final response is sent and needs no more
+        retransmitting), so a burst is not refused for Timer J's 32 s of memory. Kamailio's tm shortens its wait
+        timer for the same reason. Losing one only means a late retransmission is processed again (a REGISTER
+        replay is then refused by its nonce count). Returns True if room was made."""
+        want = self.max_transactions // 8 + 1
+        gone = []
+        for txn in self._server.values():
+            st = txn.state
+            if st == CONFIRMED or st == ACCEPTED or (st == COMPLETED and not txn.is_invite):
+                gone.append(txn)
+                if len(gone) >= want:
+                    break
+        for txn in gone:
+            txn._terminate(ev)
+        self.evicted += len(gone)
+        return bool(gone)
+
     def _remove(self, txn, ev):
         table = self._server if txn.is_server else self._client
         if table.get(txn.key) is txn:
