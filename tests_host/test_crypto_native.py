@@ -271,3 +271,27 @@ def test_compat_picks_native_backends_on_cpython():
     assert compat.x25519_base is not pure_x25519.x25519_base
     assert compat.p256_public is not pure_p256.p256_public
     assert compat.p256_shared is not pure_p256.p256_shared
+
+
+def test_compat_zrtp_helpers_match_the_pure_ones():
+    """compat's C-backed crc32c, hmac and MODP (CPython) agree with the pure modules devices run."""
+    import os
+    from microwitch import compat
+    from microwitch.crypto.crc32c import crc32c as pure_crc
+    from microwitch.crypto.hmac import hmac as pure_hmac
+    from microwitch.crypto.modp import modp_public as pure_pub, modp_shared as pure_shared
+    for n in (0, 1, 63, 64, 65, 1000):
+        data = os.urandom(n)
+        assert compat.crc32c(data) == pure_crc(data)
+        assert compat.crc32c(data[n // 2:], compat.crc32c(data[:n // 2])) == pure_crc(data)
+        key = os.urandom(n % 100 + 1)
+        assert compat.hmac(compat.sha256, key, data) == pure_hmac(compat.sha256, key, data)
+        assert compat.hmac(compat.sha384, key, data, 128) == pure_hmac(compat.sha384, key, data, 128)
+    for bits in (2048, 3072):
+        a, b = os.urandom(64), os.urandom(64)
+        pa = compat.modp_public(bits, a)
+        assert pa == pure_pub(bits, a)
+        assert compat.modp_shared(bits, b, pa) == pure_shared(bits, b, pa)
+        for bad in (b"\x00" * (bits // 8), (1).to_bytes(bits // 8, "big"), b"\x02"):
+            with pytest.raises(ValueError):
+                compat.modp_shared(bits, b, bad)

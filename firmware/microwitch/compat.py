@@ -119,6 +119,59 @@ except ImportError:
         from microwitch.crypto.p256 import p256_shared as f
         return f(secret, peer)
 
+# ZRTP's per-packet helpers and DH: C implementations on CPython (the handshake benchmark is against C),
+# the pure modules everywhere else. Each pure module stays importable for the cross-checks.
+import sys as _sys
+
+if _sys.implementation.name == "cpython":
+    import hmac as _std_hmac
+
+    def hmac(hash_ctor, key, msg, block_size=64):
+        """HMAC (RFC 2104) through OpenSSL; hash_ctor is one of the constructors above."""
+        return _std_hmac.digest(bytes(key), bytes(msg), hash_ctor)
+
+    try:
+        from google_crc32c import extend as _crc_extend
+
+        def crc32c(data, crc=0):
+            return _crc_extend(crc, bytes(data))
+    except ImportError:
+        from microwitch.crypto.crc32c import crc32c
+
+    try:
+        from cryptography.hazmat.primitives.asymmetric import dh as _dh
+        from microwitch.crypto.modp import _prime, _exponent
+
+        _MODP_PARAMS = {}
+
+        def _modp_key(bits, secret):
+            p = _prime(bits)
+            pn = _MODP_PARAMS.get(bits)
+            if pn is None:
+                pn = _MODP_PARAMS[bits] = _dh.DHParameterNumbers(p, 2)
+            # OpenSSL never checks the public half of a private key we only use for exchange
+            return pn, _dh.DHPrivateNumbers(_exponent(secret, p), _dh.DHPublicNumbers(2, pn)).private_key()
+
+        def modp_public(bits, secret):
+            pn, key = _modp_key(bits, secret)
+            return key.exchange(_dh.DHPublicNumbers(2, pn).public_key())
+
+        def modp_shared(bits, secret, peer):
+            p = _prime(bits)
+            if len(peer) != bits // 8:
+                raise ValueError("MODP peer value must be %d bytes" % (bits // 8))
+            y = int.from_bytes(peer, "big")
+            if not 1 < y < p - 1:
+                raise ValueError("MODP peer value is 0, 1, p-1 or not below p")
+            pn, key = _modp_key(bits, secret)
+            return key.exchange(_dh.DHPublicNumbers(y, pn).public_key())
+    except ImportError:
+        from microwitch.crypto.modp import modp_public, modp_shared
+else:
+    from microwitch.crypto.hmac import hmac
+    from microwitch.crypto.crc32c import crc32c
+    from microwitch.crypto.modp import modp_public, modp_shared
+
 try:
     from os import urandom as random_bytes
 except ImportError:
@@ -157,3 +210,59 @@ try:
 except AttributeError:
     def wall_s():
         return 0
+
+# -- socket addresses and errors: the shapes differ by port ------------------------------------------------
+# CPython and the ESP32 port give (host, port) tuples; MicroPython's unix port (OpenWrt) gives and takes raw
+# `struct sockaddr` bytes. The poll loop always gets outgoing addresses from getaddrinfo (whatever shape the
+# port wants) and decodes incoming ones with sockaddr().
+import errno as _errno
+
+_AF_INET = const(2)
+_EINPROGRESS_LWIP = const(119)  # the ESP32 port's connect() raises lwIP's own EINPROGRESS number
+CONNECT_PENDING = (_errno.EINPROGRESS, _errno.EAGAIN, _EINPROGRESS_LWIP)
+
+
+def _ipv6_text(b):
+    """RFC 5952 text of 16 address bytes (what inet_ntop prints)."""
+    g = [(b[i] << 8) | b[i + 1] for i in range(0, 16, 2)]
+    if g[:5] == [0, 0, 0, 0, 0] and g[5] == 0xFFFF:
+        return "::ffff:%d.%d.%d.%d" % (b[12], b[13], b[14], b[15])
+    best, blen, i = -1, 1, 0
+    while i < 8:  # the longest run of two or more zero groups, the first on a tie
+        if g[i] == 0:
+            j = i
+            while j < 8 and g[j] == 0:
+                j += 1
+            if j - i > blen:
+                best, blen = i, j - i
+            i = j
+        else:
+            i += 1
+    hx = ["%x" % x for x in g]
+    if best < 0:
+        return ":".join(hx)
+    return ":".join(hx[:best]) + "::" + ":".join(hx[best + blen:])
+
+
+def sockaddr(addr):
+    """(host, port) of an address from recvfrom/accept/getsockname: a tuple (CPython, ESP32; IPv6 4-tuples
+    too) or raw struct sockaddr bytes (unix port: sa_family in host byte order, port big-endian)."""
+    if isinstance(addr, tuple):
+        return (addr[0], addr[1])
+    b = addr
+    if len(b) < 8:
+        raise ValueError("short socket address")
+    fam = b[0] or b[1]
+    port = (b[2] << 8) | b[3]
+    if fam == _AF_INET:
+        return ("%d.%d.%d.%d" % (b[4], b[5], b[6], b[7]), port)
+    if len(b) >= 24:
+        return (_ipv6_text(b[8:24]), port)
+    raise ValueError("unknown socket address family %d" % fam)
+
+
+def sock_name(sock, host, port):
+    """The (host, port) a socket is bound to: getsockname() where the port has it; MicroPython's unix and
+    ESP32 sockets have none, so there it is what was asked for (a port 0 then stays 0)."""
+    f = getattr(sock, "getsockname", None)
+    return (host, port) if f is None else sockaddr(f())

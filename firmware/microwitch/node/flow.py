@@ -8,7 +8,7 @@ arbitrary addresses.
 """
 from binascii import hexlify, unhexlify
 from microwitch.compat import const, sha256
-from microwitch.crypto.hmac import hmac
+from microwitch.compat import hmac
 
 PREFIX = "mw"
 _MAC_BYTES = const(8)

@@ -23,7 +23,7 @@ import struct
 from binascii import hexlify, b2a_base64, a2b_base64
 
 from microwitch.compat import const, md5, sha256
-from microwitch.crypto.hmac import hmac
+from microwitch.compat import hmac
 from microwitch.sip.uri import parse_uri
 from microwitch.sip.headers import ParseError
 

@@ -9,7 +9,7 @@ file backend does as write-temp, fsync, rename (cachefile.FileBackend).
 import json
 import binascii
 from microwitch.compat import const, wall_s
-from microwitch.crypto.crc32c import crc32c
+from microwitch.compat import crc32c
 
 MAX_PEERS = const(256)        # peers remembered; the least recently used one is forgotten first
 _COMPACT_SLACK = const(64)    # superseded records tolerated in the log before compaction

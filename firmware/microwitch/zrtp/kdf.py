@@ -1,7 +1,7 @@
 """Negotiated hash, KDF and key derivations of ZRTP (RFC 6189 4.4.1.4, 4.5)."""
 import struct
 from microwitch.compat import sha256, sha384
-from microwitch.crypto.hmac import hmac
+from microwitch.compat import hmac
 
 # name -> (constructor, digest length, HMAC block size)
 HASHES = {b"S256": (sha256, 32, 64), b"S384": (sha384, 48, 128)}

@@ -4,7 +4,7 @@ Curve25519 is named X255 by bzrtp and E255 by GNU ZRTP/ZRTP4J; both send the 32-
 u-coordinate of RFC 7748 and use the 32-byte X25519 output as DHResult, so one class serves both names.
 """
 from microwitch.compat import const, x25519, x25519_base, p256_public, p256_shared
-from microwitch.crypto.modp import modp_public, modp_shared
+from microwitch.compat import modp_public, modp_shared
 from microwitch.zrtp.errors import ZrtpError, BAD_PV
 
 _MAX_TRIES = const(8)   # redraws of an out-of-range P-256 secret (probability ~2^-32 each)

@@ -6,7 +6,7 @@ the type's fields. MACs over the hash chain (5.1.2.2) are always HMAC-SHA-256 tr
 """
 import struct
 from microwitch.compat import const, sha256
-from microwitch.crypto.hmac import hmac
+from microwitch.compat import hmac
 from microwitch.zrtp.errors import ZrtpError, MALFORMED
 
 HELLO = b"Hello   "

@@ -1,7 +1,7 @@
 """ZRTP packet framing (RFC 6189 5): 12-byte header, message, CRC-32C sent least-significant byte first."""
 import struct
 from microwitch.compat import const
-from microwitch.crypto.crc32c import crc32c
+from microwitch.compat import crc32c
 from microwitch.zrtp.errors import ZrtpError
 
 HEADER_LEN = const(12)
