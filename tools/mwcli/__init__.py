@@ -3,7 +3,7 @@ import argparse
 import importlib
 
 # module names under mwcli; each adds its own subparser(s)
-COMMANDS = ("run", "user", "config_cmd", "bindings", "status", "zrtp_peer")
+COMMANDS = ("run", "user", "config_cmd", "bindings", "status", "zrtp_peer", "agent", "dns")
 
 
 def main(argv):
@@ -14,12 +14,21 @@ def main(argv):
         try:
             mod = importlib.import_module("mwcli." + name)
         except ImportError as e:
-            if e.name != "mwcli." + name:
-                raise
-            continue  # a subcommand not built yet
+            if e.name == "mwcli." + name:
+                continue  # a subcommand not built yet
+            # one subsystem that cannot load must not take the others down; say why when it is used
+            broken = sub.add_parser(name.replace("_", "-"), help="(unavailable: %s)" % e)
+            broken.set_defaults(func=lambda args, e=e: _unavailable(args, e))
+            continue
         mod.register(sub)
     args = p.parse_args(argv)
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
         return 130
+
+
+def _unavailable(args, err):
+    import sys
+    print("microwitch %s: cannot load: %s" % (args.command, err), file=sys.stderr)
+    return 2

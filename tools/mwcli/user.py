@@ -43,7 +43,8 @@ def _password(args):
 
 def run(args):
     cfg = load_config(args.state)
-    users = Users(FileBackend(args.state))
+    backend = FileBackend(args.state)
+    users = Users(backend)
     users.load()
     try:
         if args.action == "list":
@@ -55,7 +56,9 @@ def run(args):
         elif args.action == "remove":
             if not users.remove(args.address):
                 fail("no user %s; nothing changed" % args.address)
-            _pbx(args.state).remove(args.address)  # and her PBX identity, if any
+            acc, be = _pbx(args.state)
+            acc.remove(args.address)  # and her PBX identity, if any
+            be.sync()
             print("removed %s" % args.address)
         elif args.action == "pbx":
             _set_pbx(args, cfg, users)
@@ -66,19 +69,29 @@ def run(args):
         fail("%s: %s" % (getattr(args, "address", args.action), e))
     except StoreFull as e:
         fail(str(e) + "; nothing changed")
+    finally:
+        backend.sync()  # one fsync for the whole command (an import of thousands of users included)
     return 0
 
 
 def _pbx(state):
-    acc = PbxAccounts(FileBackend(state))
+    backend = FileBackend(state)
+    acc = PbxAccounts(backend)
     acc.load()
-    return acc
+    return acc, backend
 
 
 def _set_pbx(args, cfg, users):
     if not cfg["pbx"]:
         fail("config has no 'pbx' section (address, domain): set it first")
-    acc = _pbx(args.state)
+    acc, backend = _pbx(args.state)
+    try:
+        _change_pbx(args, cfg, users, acc)
+    finally:
+        backend.sync()
+
+
+def _change_pbx(args, cfg, users, acc):
     if args.remove:
         if not acc.remove(args.address):
             fail("%s has no PBX identity; nothing changed" % args.address)

@@ -87,6 +87,15 @@ class Node:
             actions.extend(self._event(ev, now, wall))
         return actions
 
+    def dirty(self):
+        """True while journal records written for handled requests are not yet durable (see commit)."""
+        return self.registrar.bindings.journal.backend.dirty()
+
+    def commit(self):
+        """Make every journal record of the requests handled so far durable (one fsync for the batch). The
+        adapter calls this before it sends any response, so nothing is acknowledged before it is stored."""
+        self.registrar.bindings.journal.backend.sync()
+
     def next_timer(self):
         a = self.txl.next_timer()
         b = self.proxy.next_timer()

@@ -1,6 +1,8 @@
 """File storage backend: the only code in the firmware that touches files (journals in one directory).
 
-Crash safety: `append` writes one record per write call and fsyncs before returning; `replace` writes
+Crash safety: `append` writes one record per write call and flushes it to the OS (safe against a killed
+process); `sync()` fsyncs every file appended to since the last sync (safe against power loss), so a burst of
+records costs one fsync and callers sync before they acknowledge anything; `replace` writes
 `name.tmp`, fsyncs it, then renames it over `name`. Where rename cannot replace an existing file (FAT on
 some ports) the old file is removed first; `open_read` then finds only `name.tmp`, which is complete because
 it was fsynced before the old file went away, and finishes the rename. A `name.tmp` next to an existing
@@ -30,6 +32,8 @@ def _remove(path):
 
 class FileBackend:
     def __init__(self, directory):
+        self._dirty = set()
+        self.syncs = 0
         self.dir = directory.rstrip("/") or "/"
         if not _exists(self.dir):
             os.mkdir(self.dir)
@@ -52,9 +56,24 @@ class FileBackend:
         f = open(self.path(name), "ab")
         try:
             f.write(data)
-            fsync(f)
+            f.flush()
         finally:
             f.close()
+        self._dirty.add(name)
+
+    def dirty(self):
+        return bool(self._dirty)
+
+    def sync(self):
+        """fsync what was appended since the last call (fsync reaches the file through any descriptor)."""
+        for name in self._dirty:
+            f = open(self.path(name), "ab")
+            try:
+                fsync(f)
+            finally:
+                f.close()
+            self.syncs += 1
+        self._dirty.clear()
 
     def replace(self, name, chunks):
         p = self.path(name)
@@ -63,6 +82,7 @@ class FileBackend:
             for c in chunks:
                 f.write(c)
             fsync(f)
+            self._dirty.discard(name)  # the new file holds every record, durably
         finally:
             f.close()
         try:

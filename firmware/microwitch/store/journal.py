@@ -129,7 +129,8 @@ class Journal:
 
     # -- write -----------------------------------------------------------------------------------------
     def put(self, key, value):
-        """Durably record key -> value (value None deletes). Compacts afterwards when due."""
+        """Record key -> value (value None deletes); durable after the backend's next sync(). Compacts
+        afterwards when due."""
         rec = encode_record(key, value)
         if self._tail_bad:
             # a read-only load left garbage at the end: rewrite before appending behind it

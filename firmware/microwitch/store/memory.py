@@ -24,6 +24,8 @@ class MemoryBackend:
         self.files = {}  # name -> bytearray
         self.appends = 0
         self.replaces = 0
+        self.syncs = 0
+        self._dirty = False
         self.fail = False
         self._version = 0
 
@@ -40,7 +42,16 @@ class MemoryBackend:
         self._check()
         self.files.setdefault(name, bytearray()).extend(data)
         self.appends += 1
+        self._dirty = True
         self._version += 1
+
+    def dirty(self):
+        return self._dirty
+
+    def sync(self):
+        if self._dirty:
+            self.syncs += 1
+        self._dirty = False
 
     def replace(self, name, chunks):
         self._check()
