@@ -143,3 +143,77 @@ def test_call_to_pbx_number_goes_out_under_the_pbx_identity():
     assert [m for m, a in sends if a == PHONE and m.status == 407] == []  # the 407 never reaches alice
     sends = _sends(node.receive(_reply(again[0], 200, "OK"), PBX, 30, WALL))
     assert [m.status for m, a in sends if a == PHONE] == [200]
+
+
+def _registered(node, extra_200="Contact: <sip:201@127.0.0.1:5060>;expires=600\r\n"):
+    """Drive the first cross-registration to 200 (challenge answered); returns the last REGISTER."""
+    reg = [m for m, a in _sends(node.tick(0, WALL)) if a == PBX][0]
+    chal = 'WWW-Authenticate: Digest realm="pbx.test", nonce="n1", algorithm=MD5, qop="auth"\r\n'
+    reg2 = [m for m, a in _sends(node.receive(_reply(reg, 401, "Unauthorized", chal), PBX, 10, WALL)) if a == PBX][0]
+    node.receive(_reply(reg2, 200, "OK", extra_200), PBX, 20, WALL)
+    return reg2
+
+
+def _pbx_registers(actions):
+    return [m for m, a in _sends(actions) if a == PBX and m.method == "REGISTER"]
+
+
+def test_granted_interval_is_read_from_our_own_contact():
+    # regression: the 200 lists every binding of the extension (alice's desk phone registered directly at the
+    # PBX too); the first Contact's expires was taken, so the node refreshed far too late and lapsed at the PBX
+    node, _, _, _ = _setup()
+    _registered(node, "Contact: <sip:201@192.0.2.9:5060>;expires=3600\r\n"
+                      "Contact: <sip:201@127.0.0.1:5060>;expires=60\r\n")
+    assert _pbx_registers(node.tick(29000, WALL)) == []
+    assert len(_pbx_registers(node.tick(31000, WALL))) == 1  # refreshed at half of *our* 60 s
+    # Kamailio's form: one Contact header, a comma-separated list, ours last
+    node, _, _, _ = _setup()
+    _registered(node, "Contact: <sip:201@192.0.2.9:5060>;expires=3600, <sip:201@127.0.0.1:5060>;expires=120\r\n")
+    assert _pbx_registers(node.tick(59000, WALL)) == []
+    assert len(_pbx_registers(node.tick(61000, WALL))) == 1
+
+
+def test_removed_pbx_account_takes_its_extension_down():
+    # regression: after `user pbx --remove` the unregistration named the secure user ("alice@pbx.test") and
+    # could not answer the PBX's challenge, so extension 201 stayed registered at the PBX pointing at the node
+    node, _, acc, _ = _setup()
+    _registered(node)
+    acc.remove("alice@localhost")
+    unreg = _pbx_registers(node.tick(5000, WALL))
+    assert len(unreg) == 1 and unreg[0].get("To") == "<sip:201@pbx.test>" and unreg[0].get("Expires") == "0"
+    chal = 'WWW-Authenticate: Digest realm="pbx.test", nonce="n2", algorithm=MD5, qop="auth"\r\n'
+    again = _pbx_registers(node.receive(_reply(unreg[0], 401, "Unauthorized", chal), PBX, 5010, WALL))
+    assert len(again) == 1 and again[0].get("Expires") == "0"
+    _check_digest(again[0], "Authorization", "REGISTER", "sip:pbx.test")
+    node.receive(_reply(again[0], 200, "OK"), PBX, 5020, WALL)
+    assert _pbx_registers(node.tick(7000, WALL)) == []
+    assert node.bridge.regs == {}
+
+
+def test_changed_extension_moves_the_registration():
+    # regression: a new extension for alice was registered under the old Call-ID and 201 was never removed
+    node, _, acc, _ = _setup()
+    _registered(node)
+    acc.set("alice@localhost", "205", "pbxsecret", "pbx.test")
+    unreg = _pbx_registers(node.tick(5000, WALL))
+    assert [(m.get("To"), m.get("Expires")) for m in unreg] == [("<sip:201@pbx.test>", "0")]
+    node.receive(_reply(unreg[0], 200, "OK"), PBX, 5010, WALL)
+    node.tick(6000, WALL)  # the old registration is gone ...
+    new = _pbx_registers(node.tick(7000, WALL))  # ... and the new extension is registered afresh
+    assert [(m.get("To"), m.get("Expires")) for m in new] == [("<sip:205@pbx.test>", "600")]
+    assert new[0].get("CSeq") == "1 REGISTER"  # a registration of its own (the test RNG repeats Call-IDs)
+    assert new[0].get("Contact") == "<sip:205@127.0.0.1:5060>"
+
+
+def test_interval_too_brief_retries_with_min_expires():
+    # regression: a 423 (RFC 3261 §10.2.8) was treated as a failure and the same interval retried forever
+    node, _, _, _ = _setup()
+    reg = _pbx_registers(node.tick(0, WALL))[0]
+    again = _pbx_registers(node.receive(_reply(reg, 423, "Interval Too Brief", "Min-Expires: 900\r\n"),
+                                        PBX, 10, WALL))
+    assert len(again) == 1 and again[0].get("Expires") == "900" and again[0].get("CSeq") == "2 REGISTER"
+    # a second 423 that does not raise the bound ends the attempt (no loop)
+    assert _pbx_registers(node.receive(_reply(again[0], 423, "Interval Too Brief", "Min-Expires: 900\r\n"),
+                                       PBX, 20, WALL)) == []
+    st = node.status(WALL)["pbx"][0]
+    assert st["state"] == "failed" and "423" in st["reason"]

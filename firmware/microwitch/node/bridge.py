@@ -12,7 +12,8 @@ Sans-I/O: `tick(now, wall)` and `on_response()` return actions; timing comes fro
 from binascii import hexlify
 from microwitch.compat import const
 from microwitch.sip.message import Message
-from microwitch.sip.headers import ParseError, parse_name_addr, parse_params
+from microwitch.sip.headers import ParseError, parse_name_addr, split_list
+from microwitch.sip.uri import parse_uri
 from microwitch.sip.transaction import new_branch
 from microwitch.sip.digest_client import pick_challenge, authorization
 
@@ -21,6 +22,7 @@ _RETRY_MIN_MS = const(5000)    # after a failed REGISTER: back off from here ...
 _RETRY_MAX_MS = const(300000)  # ... doubling up to here
 _REFRESH_PCT = const(50)       # refresh when this share of the granted interval has passed
 _MAX_AUTH_TRIES = const(2)     # challenges answered per REGISTER before giving up (wrong PBX password)
+_MAX_INTERVAL_S = const(86400)  # the most a 423's Min-Expires may make us ask for
 
 IDLE = "idle"
 REGISTERING = "registering"
@@ -36,11 +38,17 @@ def parse_addr(spec):
 
 
 class _Reg:
-    __slots__ = ("address", "call_id", "cseq", "state", "txn", "refresh_at", "retry_at", "backoff",
-                 "auth_tries", "granted", "reason", "wanted")
+    __slots__ = ("address", "rec", "ext", "ask", "contact", "call_id", "cseq", "state", "txn", "refresh_at",
+                 "retry_at", "backoff", "auth_tries", "granted", "reason", "wanted")
 
-    def __init__(self, address, call_id):
+    def __init__(self, address, rec, ask, call_id):
         self.address = address
+        # the account as it was when this registration began: taking it down after the account was removed or
+        # its extension changed must still name the old extension and answer with its credentials
+        self.rec = rec
+        self.ext = rec["ext"]
+        self.ask = ask             # the interval we ask for (raised by a 423's Min-Expires, RFC 3261 §10.2.8)
+        self.contact = None        # the Contact URI we registered (to find our binding in the 200)
         self.call_id = call_id
         self.cseq = 0
         self.state = IDLE
@@ -94,12 +102,22 @@ class Bridge:
         acts = []
         present = set(self.accounts.addresses())
         for address in present:
-            live = bool(self.registrar.lookup("sip:" + address, wall))
+            rec = self.accounts.get(address)
             reg = self.regs.get(address)
+            if reg is not None and reg.ext != rec["ext"]:
+                # the extension changed: take the old one down (its own credentials), then start afresh
+                reg.wanted = False
+                acts.extend(self._drive(reg, now))
+                if reg.state == IDLE and reg.txn is None:
+                    del self.regs[address]
+                continue
+            live = bool(self.registrar.lookup("sip:" + address, wall))
             if reg is None:
                 if not live:
                     continue
-                reg = self.regs[address] = _Reg(address, hexlify(self.rand(12)).decode())
+                reg = self.regs[address] = _Reg(address, rec, self.expires, hexlify(self.rand(12)).decode())
+            else:
+                reg.rec = rec  # a changed PBX password applies from the next REGISTER on
             reg.wanted = live
             acts.extend(self._drive(reg, now))
         for address in list(self.regs):
@@ -120,7 +138,7 @@ class Bridge:
             if reg.state == FAILED and now < reg.retry_at:
                 return []
             reg.auth_tries = 0
-            return self._send(reg, self.expires, None, now)
+            return self._send(reg, reg.ask, None, now)
         if reg.state in (REGISTERED, REGISTERING, FAILED) and reg.granted:
             reg.auth_tries = 0
             return self._send(reg, 0, None, now)
@@ -128,15 +146,13 @@ class Bridge:
         return []
 
     def _send(self, reg, expires, auth, now):
-        rec = self.accounts.get(reg.address)
-        if rec is None and expires:
-            return []
-        ext = rec["ext"] if rec is not None else reg.address.split("@")[0]
+        ext = reg.ext
         proto = self.dest[0]
         host, port = self.me(proto)
         if ":" in host:
             host = "[" + host + "]"
         aor = "sip:%s@%s" % (ext, self.domain)
+        reg.contact = "sip:%s@%s:%d%s" % (ext, host, port, ";transport=tcp" if proto == "tcp" else "")
         reg.cseq += 1
         branch = new_branch(self.rand) + "r%d" % reg.cseq  # unique even if the RNG repeated itself
         h = [["Via", "SIP/2.0/%s %s:%d;branch=%s;rport" % (proto.upper(), host, port, branch)],
@@ -145,7 +161,7 @@ class Bridge:
              ["To", "<%s>" % aor],
              ["Call-ID", reg.call_id],
              ["CSeq", "%d REGISTER" % reg.cseq],
-             ["Contact", "<sip:%s@%s:%d%s>" % (ext, host, port, ";transport=tcp" if proto == "tcp" else "")],
+             ["Contact", "<%s>" % reg.contact],
              ["Expires", str(expires)],
              ["User-Agent", "microwitch bridge"]]
         if auth is not None:
@@ -174,13 +190,19 @@ class Bridge:
         reg.txn = None
         st = msg.status
         if st in (401, 407) and reg.auth_tries < _MAX_AUTH_TRIES:
-            rec = self.accounts.get(reg.address)
             name = "WWW-Authenticate" if st == 401 else "Proxy-Authenticate"
-            value = self.credentials(rec, msg.get_all(name), "REGISTER", "sip:" + self.domain) if rec else None
+            value = self.credentials(reg.rec, msg.get_all(name), "REGISTER", "sip:" + self.domain)
             if value is not None:
                 reg.auth_tries += 1
                 return self._send(reg, expires, [("Authorization" if st == 401 else "Proxy-Authorization"),
                                                  value], now)
+        if st == 423 and expires:
+            # RFC 3261 §10.2.8: ask again with at least Min-Expires (strictly more each time, so bounded)
+            m = (msg.get("Min-Expires") or "").strip()
+            if m.isdigit() and reg.ask < int(m) <= _MAX_INTERVAL_S:
+                reg.ask = int(m)
+                reg.auth_tries = 0
+                return self._send(reg, reg.ask, None, now)
         if 200 <= st < 300:
             reg.backoff = _RETRY_MIN_MS
             reg.reason = ""
@@ -188,7 +210,7 @@ class Bridge:
                 reg.state = IDLE
                 reg.granted = 0
             else:
-                reg.granted = self._granted(msg, expires)
+                reg.granted = self._granted(msg, expires, reg.contact)
                 reg.state = REGISTERED
                 reg.refresh_at = now + reg.granted * 10 * _REFRESH_PCT
             self.log("PBX %s %s -> %d %s" % ("REGISTER" if expires else "UNREGISTER", reg.address, st, msg.reason))
@@ -213,16 +235,31 @@ class Bridge:
         reg.backoff = min(reg.backoff * 2, _RETRY_MAX_MS)
         return []
 
-    def _granted(self, msg, asked):
-        """The interval the PBX granted (our Contact's expires param, else Expires, else what we asked)."""
-        for c in msg.get_all("Contact"):
+    def _granted(self, msg, asked, contact):
+        """The interval the PBX granted: the expires param of *our* Contact (the 200 lists every binding of
+        the extension, e.g. a desk phone's too, often in one comma-separated header; RFC 3261 §10.2.4), else
+        Expires, else what we asked."""
+        try:
+            mine = parse_uri(contact)
+        except ParseError:
+            mine = None
+        for value in msg.get_all("Contact"):
             try:
-                na = parse_name_addr(c)
+                elems = split_list(value)
             except ParseError:
                 continue
-            e = na.params.get("expires")
-            if e is not None and e.isdigit():
-                return max(1, int(e))
+            for c in elems:
+                try:
+                    na = parse_name_addr(c)
+                    u = parse_uri(na.uri)
+                except ParseError:
+                    continue
+                if mine is None or u.user != mine.user or u.host != mine.host or \
+                        (u.port or 5060) != (mine.port or 5060):
+                    continue
+                e = na.params.get("expires")
+                if e is not None and e.isdigit():
+                    return max(1, int(e))
         e = msg.get("Expires")
         if e is not None and e.strip().isdigit():
             return max(1, int(e.strip()))
