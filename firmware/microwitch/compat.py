@@ -266,3 +266,122 @@ def sock_name(sock, host, port):
     ESP32 sockets have none, so there it is what was asked for (a port 0 then stays 0)."""
     f = getattr(sock, "getsockname", None)
     return (host, port) if f is None else sockaddr(f())
+
+# -- SRTP per-packet crypto (media/srtp, RFC 3711 4.1.1 and 4.2.1) ------------------------------------------
+# aes_ctr(key).xor(iv, data): data XOR the AES-CTR keystream that starts at the integer counter block iv,
+#   whose low 16 bits must be zero (true of every SRTP/SRTCP IV and key-derivation IV); returns bytes.
+# hmac_sha1(key).digest(data, extra=b""): HMAC-SHA1(key, data || extra), the key's pads prepared once.
+# tags_equal(a, b): compare two MACs in time independent of where they differ.
+# Native AES (OpenSSL, a device's cryptolib) gets all counter blocks of a packet in one ECB call; the
+# pure fallbacks in media/srtp_pure are imported on first use so a node never loads them.
+try:
+    from cryptolib import aes as _cl_aes_many
+
+    def _ecb_many(key):
+        return _cl_aes_many(bytes(key), 1).encrypt  # ECB takes any multiple of 16 bytes
+except ImportError:
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher2, algorithms as _alg2, modes as _modes2
+
+        def _ecb_many(key):
+            return _Cipher2(_alg2.AES(bytes(key)), _modes2.ECB()).encryptor().update
+    except ImportError:
+        _ecb_many = None
+
+_CTR_MAX_BLOCKS = const(0x10000)  # the low 16 counter bits never carry
+_CTR_PATTERN_CACHE = const(100)  # counter patterns kept for packets up to 1600 bytes
+_ctr_patterns = {}
+
+
+def _ctr_pattern(nb):
+    """(R, C) with iv * R + C = the nb counter blocks iv, iv + 1, ... as one big-endian integer."""
+    p = _ctr_patterns.get(nb)
+    if p is None:
+        p = (int.from_bytes((bytes(15) + b"\x01") * nb, "big"),
+             int.from_bytes(b"".join(j.to_bytes(16, "big") for j in range(nb)), "big"))
+        if nb <= _CTR_PATTERN_CACHE:
+            _ctr_patterns[nb] = p
+    return p
+
+
+if _ecb_many is not None:
+    class aes_ctr:
+        """AES-CTR through a native ECB that encrypts every counter block of a packet in one call."""
+
+        def __init__(self, key):
+            self._enc = _ecb_many(key)
+
+        def xor(self, iv, data):
+            n = len(data)
+            if n == 0:
+                return b""
+            nb = (n + 15) >> 4
+            if iv & 0xFFFF or nb > _CTR_MAX_BLOCKS:
+                raise ValueError("AES-CTR: counter low 16 bits must be zero and at most 65536 blocks")
+            r, c = _ctr_pattern(nb)
+            ks = self._enc((iv * r + c).to_bytes(nb << 4, "big"))
+            return (int.from_bytes(data, "big") ^ (int.from_bytes(ks, "big") >> (((nb << 4) - n) << 3))).to_bytes(
+                n, "big")
+else:
+    def aes_ctr(key):
+        from microwitch.media.srtp_pure import AesCtr
+        return AesCtr(key)
+
+
+class HmacSha1Rehash:
+    """HMAC-SHA1 on a C SHA-1 without copy() (devices): the two pad blocks are hashed per message."""
+
+    def __init__(self, key):
+        if len(key) > 64:
+            key = sha1(key).digest()
+        k = bytes(key) + bytes(64 - len(key))
+        self._ipad = bytes(b ^ 0x36 for b in k)
+        self._opad = bytes(b ^ 0x5C for b in k)
+
+    def digest(self, data, extra=b""):
+        h = sha1(self._ipad)
+        h.update(data)
+        if extra:
+            h.update(extra)
+        o = sha1(self._opad)
+        o.update(h.digest())
+        return o.digest()
+
+
+if _sys.implementation.name == "cpython":
+    from hmac import compare_digest as tags_equal
+
+    try:
+        from _hashlib import hmac_new as _hmac_new
+
+        def _hmac_sha1_ctx(key):
+            return _hmac_new(bytes(key), digestmod="sha1")
+    except ImportError:
+        import hmac as _std_hmac2
+
+        def _hmac_sha1_ctx(key):
+            return _std_hmac2.new(bytes(key), digestmod=sha1)
+
+    class hmac_sha1:
+        """HMAC-SHA1 on OpenSSL: a keyed context copied per message."""
+
+        def __init__(self, key):
+            self._h = _hmac_sha1_ctx(key)
+
+        def digest(self, data, extra=b""):
+            h = self._h.copy()
+            h.update(data)
+            if extra:
+                h.update(extra)
+            return h.digest()
+else:
+    def tags_equal(a, b):
+        """a == b for two MACs without stopping at the first differing byte."""
+        return len(a) == len(b) and (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")) == 0
+
+    if hasattr(_hashlib, "sha1"):
+        hmac_sha1 = HmacSha1Rehash
+    else:
+        def hmac_sha1(key):
+            from microwitch.media.srtp_pure import HmacSha1
+            return HmacSha1(key)
