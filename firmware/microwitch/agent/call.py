@@ -1,0 +1,271 @@
+"""The media session of one call: ZRTP (RFC 6189) + SRTP (RFC 3711) + RTP (RFC 3550) on one port, sans-I/O.
+
+    m = MediaSession(policy, rand, cache, now, source=None, sink=None)
+    m.hello_hash()                          # for a=zrtp-hash in our SDP (None with policy "off")
+    acts = m.start(remote, now)             # remote: the dict sdp.answer()/answer_result() returns
+    acts = m.receive(data, source, now)     # one datagram from the media socket
+    acts = m.tick(now)                      # sends a 20 ms frame when one is due, drives ZRTP timers
+
+Actions: ("send", bytes, (host, port)); events ("secure", info), ("insecure", reason),
+("cache_mismatch", info), ("zrtp_failed", reason), ("dtmf", digit).
+
+ZRTP and RTP share the port and are told apart by the ZRTP magic cookie (RFC 6189 §5); RTCP by its packet
+type (RFC 5761 §4). Symmetric RTP (RFC 4961): we send to where the peer's authentic packets come from.
+Policy: "mandatory" never sends a clear RTP packet and drops clear ones received; "optional" sends and
+accepts clear RTP until ZRTP succeeds (and says the call is not secure); "off" runs no ZRTP at all.
+`source()` returns the next 20 ms frame as 16-bit little-endian PCM (320 bytes) or None for silence;
+`sink(pcm)` gets the decoded frames in sequence order (a small reorder buffer; lost frames become silence).
+"""
+from microwitch.compat import const
+from microwitch.zrtp.engine import ZrtpSession
+from microwitch.media import srtp, g711, demux, dtmf
+from microwitch.media.rtp import RtpSender, RtpReceiver, RtpError
+from microwitch.media.jitter import JitterBuffer
+
+FRAME_MS = const(20)
+FRAME_SAMPLES = const(160)
+_MAX_CATCHUP = const(5)       # frames sent in one tick after a stall; older ones are skipped
+_REORDER = const(4)           # frames the recording waits for a late packet before calling it lost
+_MAX_EARLY = const(16)        # SRTP packets kept while our side finishes Confirm (they may beat Conf2ACK)
+_SILENCE = bytes(2 * FRAME_SAMPLES)
+POLICIES = ("mandatory", "optional", "off")
+
+
+def _codec(name):
+    if name == "PCMU":
+        return g711.ulaw_encode, g711.ulaw_decode
+    if name == "PCMA":
+        return g711.alaw_encode, g711.alaw_decode
+    raise ValueError("unsupported codec " + str(name))
+
+
+class MediaSession:
+    def __init__(self, policy, rand, cache, now, source=None, sink=None, zrtp_config=None):
+        if policy not in POLICIES:
+            raise ValueError("zrtp policy must be mandatory, optional or off")
+        self.policy = policy
+        self.rand = rand
+        self.source = source
+        self.sink = sink
+        self.ssrc = int.from_bytes(rand(4), "big")
+        self.tx = None                # RtpSender once the payload type is known
+        self.rx = RtpReceiver()
+        self.jb = JitterBuffer(_REORDER)
+        self.dtmf = dtmf.DtmfReceiver()
+        self.zrtp = None
+        if policy != "off":
+            cfg = dict(zrtp_config or {})
+            cfg["ssrc"] = self.ssrc
+            self.zrtp = ZrtpSession("auto", cfg, rand, cache, now)
+        self.remote = None
+        self.peer = None              # where media goes (symmetric RTP: latched on authentic packets)
+        self.latched = False
+        self.started = False
+        self.stopped = False
+        self.secure = False
+        self.info = None
+        self.zrtp_failed = None
+        self.srtp_out = None
+        self.srtp_in = None
+        self.next_frame = None
+        self.encode = None
+        self.early = []               # packets that arrived just before we went secure (RFC 6189 §4.6)
+        # counters (reported when the call ends)
+        self.sent = 0                 # RTP packets sent (clear or SRTP)
+        self.sent_srtp = 0
+        self.received = 0             # RTP packets accepted (clear or SRTP)
+        self.received_srtp = 0
+        self.withheld = 0             # frames not sent because media would have been in clear
+        self.dropped_clear = 0        # clear RTP refused (mandatory, or after ZRTP went secure)
+        self.dropped_auth = 0         # SRTP that failed authentication or replay checks
+        self.zrtp_packets = 0
+
+    def hello_hash(self):
+        return self.zrtp.hello_hash() if self.zrtp is not None else None
+
+    def counts(self):
+        return {"rtp_sent": self.sent, "srtp_sent": self.sent_srtp, "rtp_received": self.received,
+                "srtp_received": self.received_srtp, "withheld": self.withheld,
+                "dropped_clear": self.dropped_clear, "dropped_auth": self.dropped_auth,
+                "zrtp_packets": self.zrtp_packets}
+
+    def start(self, remote, now):
+        """Begin with the negotiated stream `remote` (addr, port, pt, codec, zrtp_hash, ...)."""
+        out = []
+        self.remote = remote
+        self.peer = (remote["addr"], remote["port"])
+        self.tx = RtpSender(self.ssrc, remote["pt"], self.rand)
+        self.encode = _codec(remote["codec"])[0]
+        self.started = True
+        self.next_frame = now
+        if self.zrtp is not None:
+            if remote.get("zrtp_hash"):
+                try:
+                    out += self._zrtp_actions(self.zrtp.set_peer_hello_hash(remote["zrtp_hash"]), now)
+                except ValueError:
+                    pass      # an unreadable hash only loses the Hello binding; the SAS still protects
+            out += self._zrtp_actions(self.zrtp.tick(now), now)
+        if self.policy == "optional":
+            out.append(("insecure", "ZRTP not negotiated yet: media is sent in clear until it is"))
+        elif self.policy == "off":
+            out.append(("insecure", "ZRTP is off (--zrtp off): media is sent in clear"))
+        return out
+
+    def stop(self):
+        """End of the call: the frames still held for reordering go to the sink."""
+        self.stopped = True
+        for _ in range(len(self.jb) + _REORDER + 1):
+            if not len(self.jb):
+                break
+            self._play(self.jb.pop())
+
+    def next_timer(self):
+        if not self.started or self.stopped:
+            return None
+        return self.next_frame
+
+    # -- ZRTP -------------------------------------------------------------------------------------------------
+    def _zrtp_actions(self, acts, now):
+        out = []
+        for a in acts:
+            k = a[0]
+            if k == "send":
+                self.zrtp_packets += 1
+                if self.peer is not None:
+                    out.append(("send", a[1], self.peer))
+            elif k == "secure":
+                out += self._go_secure(a[1])
+            elif k == "failed":
+                if not self.secure and self.zrtp_failed is None:
+                    self.zrtp_failed = a[1]
+                    out.append(("zrtp_failed", a[1]))
+            elif k == "cache_mismatch":
+                out.append(("cache_mismatch", a[1]))
+            elif k == "clear":
+                # we never allow GoClear (allow_clear is not set), so this cannot happen; stay safe anyway
+                self.secure = False
+                self.srtp_out = self.srtp_in = None
+                out.append(("insecure", "the peer switched ZRTP to clear"))
+        return out
+
+    def _go_secure(self, info):
+        if self.secure:
+            return []
+        prof = srtp.profile_for(info["cipher"], info["auth"])
+        self.srtp_out = srtp.SrtpSession(prof, info["self_key"], info["self_salt"])
+        self.srtp_in = srtp.SrtpSession(prof, info["peer_key"], info["peer_salt"])
+        self.secure = True
+        self.info = info
+        out = [("secure", info)]
+        early = self.early
+        self.early = []
+        for data, source, t in early:
+            out += self._rtp(data, source, t)
+        return out
+
+    # -- receive ------------------------------------------------------------------------------------------------
+    def receive(self, data, source, now):
+        if not self.started or self.stopped:
+            return []
+        kind = demux.classify(data)
+        if kind == demux.ZRTP:
+            if self.zrtp is None:
+                return []
+            if not self.latched and source[0] == self.remote["addr"]:
+                self.peer = source
+            return self._zrtp_actions(self.zrtp.receive(data, now), now)
+        if kind != demux.RTP:
+            return []                 # RTCP / SRTCP (RFC 5761 §4): reports are not used; junk
+        if not self.secure and self.zrtp is not None and self.zrtp.state in ("confirm1-sent", "confirm2-sent"):
+            # the peer is already secure and its first SRTP packets overtook the last ZRTP message
+            if len(self.early) < _MAX_EARLY:
+                self.early.append((bytes(data), source, now))
+                return []
+        return self._rtp(data, source, now)
+
+    def _rtp(self, data, source, now):
+        if self.secure:
+            try:
+                pkt = self.srtp_in.unprotect(data)
+            except srtp.SrtpError:
+                self.dropped_auth += 1
+                return []
+        elif self.policy == "mandatory":
+            self.dropped_clear += 1
+            return []
+        else:
+            pkt = data
+        try:
+            h = self.rx.feed(pkt, source, now)
+        except RtpError:
+            return []
+        if h is None:
+            return []
+        self.received += 1
+        if self.secure:
+            self.received_srtp += 1
+        # symmetric RTP (RFC 4961): answer where authentic packets come from
+        self.peer = self.rx.source
+        self.latched = True
+        pt = h.payload_type
+        if pt == self.remote.get("dtmf_pt"):
+            try:
+                digit = self.dtmf.feed(h.timestamp, h.payload)
+            except dtmf.DtmfError:
+                return []
+            return [("dtmf", digit)] if digit is not None else []
+        if pt != 0 and pt != 8:
+            return []
+        if self.sink is not None:
+            self.jb.push(h.seq, (pt, h.payload))
+            while len(self.jb) >= _REORDER:
+                self._play(self.jb.pop())
+        return []
+
+    def _play(self, frame):
+        if frame is None:
+            self.sink(_SILENCE)       # lost: concealed with silence so the recording keeps its timing
+            return
+        pt, payload = frame
+        self.sink(g711.ulaw_decode(payload) if pt == 0 else g711.alaw_decode(payload))
+
+    # -- send -----------------------------------------------------------------------------------------------------
+    def tick(self, now):
+        out = []
+        if not self.started or self.stopped:
+            return out
+        if self.zrtp is not None:
+            out += self._zrtp_actions(self.zrtp.tick(now), now)
+        n = 0
+        while now >= self.next_frame:
+            n += 1
+            if n > _MAX_CATCHUP:
+                # a stall: skip the frames we are late for rather than bursting them
+                skipped = (now - self.next_frame) // FRAME_MS + 1
+                self.next_frame += skipped * FRAME_MS
+                self.tx.skip(skipped * FRAME_SAMPLES)
+                break
+            self.next_frame += FRAME_MS
+            p = self._frame()
+            if p is not None:
+                out.append(("send", p, self.peer))
+        return out
+
+    def _frame(self):
+        if self.remote.get("direction") in ("sendonly", "inactive"):
+            self.tx.skip()
+            return None
+        if not self.secure and self.policy == "mandatory":
+            # no clear media, ever: the frame is not taken from the source, so audio starts when secure
+            self.withheld += 1
+            self.tx.skip()
+            return None
+        pcm = self.source() if self.source is not None else None
+        if pcm is None or len(pcm) != 2 * FRAME_SAMPLES:
+            pcm = _SILENCE if pcm is None else (bytes(pcm) + _SILENCE)[:2 * FRAME_SAMPLES]
+        pkt = self.tx.packet(self.encode(pcm), self.sent == 0)
+        self.sent += 1
+        if self.secure:
+            self.sent_srtp += 1
+            return self.srtp_out.protect(pkt)
+        return pkt

@@ -1,0 +1,176 @@
+"""Two `microwitch agent` processes register to a real node on loopback and call each other: ZRTP makes both
+report `secure` with the same SAS, audio crosses SRTP exactly (a µ-law-exact signal comes out sample for
+sample), the ZID cache reports `match` on the next call and `mismatch` when one side lost its secrets."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nodeproc import Node
+from agentproc import Agent, exact_signal, write_wav, read_wav, find
+
+TSHARK = shutil.which("tshark")
+USERS = [("alice", "pw-alice", "localhost"), ("bob", "pw-bob", "localhost")]
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    n = Node(str(tmp_path_factory.mktemp("node")), users=USERS, transports=("udp",))
+    n.start()
+    yield n
+    n.stop()
+
+
+def _call(node, caller_extra=(), callee_extra=(), duration=1.5):
+    bob = Agent("sip:bob@localhost", "pw-bob", node.udp, "--answer", *callee_extra, timeout=30)
+    try:
+        assert bob.wait_event("registered", 10) is not None, bob.describe()
+        alice = Agent("sip:alice@localhost", "pw-alice", node.udp, "--call", "sip:bob@localhost",
+                      "--duration", duration, *caller_extra, timeout=30)
+        alice.wait()
+        bob.wait()
+    finally:
+        bob.kill()
+    return alice, bob
+
+
+def test_secure_call_same_sas_and_exact_audio_both_ways(node, tmp_path):
+    lead = [0] * 4000                      # 0.5 s of silence: the first frames may race the last ZRTP message
+    sig_a = exact_signal(12000, 1)
+    sig_b = exact_signal(12000, 2)
+    a_in, b_in = str(tmp_path / "a_in.wav"), str(tmp_path / "b_in.wav")
+    a_out, b_out = str(tmp_path / "a_out.wav"), str(tmp_path / "b_out.wav")
+    write_wav(a_in, lead + sig_a)
+    write_wav(b_in, lead + sig_b)
+    cap = _capture(str(tmp_path / "node.pcap"), node.udp[1]) if TSHARK else None
+    try:
+        alice, bob = _call(node, ("--play", a_in, "--record", a_out), ("--play", b_in, "--record", b_out),
+                           duration=3)
+    finally:
+        if cap is not None:
+            _stop(cap)
+    info = alice.describe() + "\n" + bob.describe()
+    assert alice.rc == 0 and bob.rc == 0, info
+    for ag in (alice, bob):
+        names = [e["event"] for e in ag.events()]
+        assert names[0] == "registered", info
+        assert "insecure" not in names, info
+    assert "ringing" in [e["event"] for e in alice.events()]
+    assert bob.first("incoming")["from"] == "sip:alice@localhost"
+    sa, sb = alice.first("secure"), bob.first("secure")
+    assert sa and sb, info
+    assert sa["sas"] == sb["sas"] and len(sa["sas"]) == 4
+    assert (sa["cipher"], sa["ka"]) == (sb["cipher"], sb["ka"])
+    ea, eb = alice.first("ended"), bob.first("ended")
+    assert ea["secure"] and eb["secure"]
+    assert ea["srtp_sent"] > 100 and ea["srtp_received"] > 100 and ea["dropped_clear"] == 0, info
+    assert eb["rtp_sent"] == eb["srtp_sent"]          # nothing went out in clear
+    assert ea["reason"].startswith("local hangup") and eb["reason"] == "remote hangup"
+    got_b, got_a = read_wav(b_out), read_wav(a_out)
+    i = find(got_b, sig_a[:32])
+    assert i >= 0, "alice's signal not found in bob's recording"
+    assert got_b[i:i + len(sig_a)] == sig_a
+    j = find(got_a, sig_b[:32])
+    assert j >= 0, "bob's signal not found in alice's recording"
+    assert got_a[j:j + len(sig_b)] == sig_b
+    if cap is not None:
+        # the node only coordinates: every datagram to or from its port is SIP, none is RTP/ZRTP
+        p = subprocess.run([TSHARK, "-r", cap.path, "-T", "fields", "-e", "udp.payload"], capture_output=True,
+                           text=True, timeout=60)
+        payloads = [bytes.fromhex(x.strip()) for x in p.stdout.splitlines() if x.strip()]
+        assert len(payloads) >= 10
+        for d in payloads:
+            assert d.startswith((b"REGISTER ", b"INVITE ", b"ACK ", b"BYE ", b"SIP/2.0 ", b"\r\n")), d[:40]
+        assert any(d.startswith(b"INVITE ") for d in payloads)
+
+
+def _capture(path, port):
+    err = open(path + ".err", "w")
+    proc = subprocess.Popen([TSHARK, "-i", "lo", "-f", "udp port %d" % port, "-w", path, "-q"],
+                            stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+    proc.path, proc.err = path, err
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open(path + ".err") as f:
+            if "Capturing on" in f.read():
+                break
+        time.sleep(0.05)
+    return proc
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    proc.err.close()
+
+
+def _strip_peers(path):
+    """Keep only our own ZID record in a cache file: the retained secrets are gone, the identity stays."""
+    keep = []
+    with open(path, "rb") as f:
+        for line in f.read().splitlines(True):
+            rec = json.loads(line.split(b" ", 1)[1])
+            if "z" in rec:
+                keep.append(line)
+    assert keep
+    with open(path, "wb") as f:
+        f.write(b"".join(keep))
+
+
+def test_cache_new_then_match_then_mismatch(node, tmp_path):
+    ca, cb = str(tmp_path / "alice.zid"), str(tmp_path / "bob.zid")
+    states = []
+    for step in range(3):
+        if step == 2:
+            _strip_peers(ca)               # alice lost what she shared with bob (her ZID is unchanged)
+        alice, bob = _call(node, ("--cache", ca), ("--cache", cb), duration=0.5)
+        info = alice.describe() + "\n" + bob.describe()
+        sa, sb = alice.first("secure"), bob.first("secure")
+        assert sa and sb, info
+        assert sa["sas"] == sb["sas"]
+        states.append((sa["cache"], sb["cache"]))
+        if step == 2:
+            mm = bob.first("cache_mismatch")
+            assert mm is not None and mm["sas"] == sb["sas"] and "man-in-the-middle" in mm["reason"], info
+    assert states[0] == ("new", "new")
+    assert states[1] == ("match", "match")
+    assert states[2][1] == "mismatch" and states[2][0] != "match"
+
+
+def test_deleted_cache_file_gives_new_identity(node, tmp_path):
+    ca, cb = str(tmp_path / "alice.zid"), str(tmp_path / "bob.zid")
+    _call(node, ("--cache", ca), ("--cache", cb), duration=0.3)
+    os.remove(ca)
+    alice, bob = _call(node, ("--cache", ca), ("--cache", cb), duration=0.3)
+    # a fresh ZID is a stranger to bob, not an impostor: "new" on both sides (RFC 6189 §4.9)
+    assert alice.first("secure")["cache"] == "new" and bob.first("secure")["cache"] == "new"
+
+
+def test_bad_arguments_name_the_field(tmp_path):
+    bad = str(tmp_path / "stereo.wav")
+    write_wav(bad, [0] * 320, channels=2)
+    a = Agent("sip:alice@localhost", "pw", ("127.0.0.1", 9), "--call", "sip:bob@localhost", "--play", bad,
+              timeout=5)
+    a.wait()
+    assert a.rc == 2 and "--play" in a.stderr and "mono" in a.stderr
+    a = Agent("alice@localhost", "pw", ("127.0.0.1", 9), "--answer", timeout=5)
+    a.wait()
+    assert a.rc == 2 and "--user" in a.stderr
+
+
+def test_wrong_password_reports_registration_failure(node):
+    a = Agent("sip:alice@localhost", "nope", node.udp, "--answer", timeout=10)
+    a.wait()
+    err = a.first("error")
+    assert a.rc == 3 and err and "registration failed" in err["reason"], a.describe()

@@ -1,0 +1,111 @@
+"""Our agent and a headless linphonec (liblinphone 5.1, bzrtp) with ZRTP mandatory call each other through the
+node, in both directions: both report an encrypted call with the same SAS and audio arrives on both sides
+(non-silent recordings). Every wait is bounded; processes are stopped in finally blocks."""
+import array
+import os
+import re
+import sys
+import wave
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nodeproc  # noqa: E402
+import linphone  # noqa: E402
+from agentproc import Agent  # noqa: E402
+
+ENCRYPTED = r"Call (\d+) is (fully|not fully) encrypted(?: and auth token is (\w+))?"
+
+pytestmark = pytest.mark.skipif(not linphone.available(), reason="needs linphonec (linphone-cli)")
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    n = nodeproc.Node(str(tmp_path_factory.mktemp("node")), transports=("udp",),
+                      users=[("alice", "pw-alice", "localhost"), ("bob", "pw-bob", "localhost")])
+    n.start()
+    yield n
+    n.stop()
+
+
+def _peak(path):
+    """Largest absolute sample of a 16-bit WAV (any rate/channels); 0 for a missing or empty file."""
+    if not os.path.exists(path):
+        return 0
+    with wave.open(path, "rb") as w:
+        if w.getsampwidth() != 2:
+            return 0
+        a = array.array("h")
+        a.frombytes(w.readframes(w.getnframes()))
+    if sys.byteorder == "big":
+        a.byteswap()
+    return max([abs(x) for x in a] or [0])
+
+
+def _phone(tmp, node):
+    ph = linphone.Linphone(str(tmp), "bob", "bob", "pw-bob", "localhost", node.udp, nodeproc.free_port(),
+                           nodeproc.free_port() & ~1)
+    ph.start()
+    assert ph.wait_registered(10), ph.log()[-3000:]
+    ph.command("soundcard use files")
+    return ph
+
+
+def _explain(agent, ph, node):
+    return "\n".join([agent.describe(), "--- linphone stdout ---", ph.output()[-3000:],
+                      "--- linphone log ---", ph.log()[-4000:], "--- node ---", node.output()[-2000:]])
+
+
+def _check(agent, ph, node, lin_rec, our_rec):
+    info = _explain(agent, ph, node)
+    m = ph.wait_out(ENCRYPTED, 1)
+    sec = agent.first("secure")
+    assert m is not None and sec is not None, info
+    assert m.group(2) == "fully", info
+    assert sec["sas"] == m.group(3), info
+    assert "insecure" not in [e["event"] for e in agent.events()], info
+    ended = agent.first("ended")
+    assert ended and ended["secure"] and ended["srtp_received"] > 20 and ended["rtp_sent"] == ended["srtp_sent"], info
+    assert _peak(lin_rec) > 1000, "linphone recorded silence\n" + info
+    assert _peak(our_rec) > 1000, "the agent recorded silence\n" + info
+
+
+def test_agent_calls_linphone(node, tmp_path):
+    tone = linphone.write_tone(str(tmp_path / "tone.wav"), seconds=4)
+    lin_rec, our_rec = str(tmp_path / "lin.wav"), str(tmp_path / "ours.wav")
+    ph = _phone(tmp_path, node)
+    agent = None
+    try:
+        ph.command("record " + lin_rec)
+        ph.command("play " + tone)
+        agent = Agent("sip:alice@localhost", "pw-alice", node.udp, "--call", "sip:bob@localhost", "--play", tone,
+                      "--record", our_rec, "--duration", 3, timeout=30)
+        agent.wait()
+        ph.wait_out(r"Call \d+ with sip:alice@localhost ended", 5)
+    finally:
+        if agent is not None:
+            agent.kill()
+        ph.stop()
+    _check(agent, ph, node, lin_rec, our_rec)
+
+
+def test_linphone_calls_agent(node, tmp_path):
+    tone = linphone.write_tone(str(tmp_path / "tone.wav"), seconds=4, hz=660.0)
+    lin_rec, our_rec = str(tmp_path / "lin.wav"), str(tmp_path / "ours.wav")
+    ph = _phone(tmp_path, node)
+    agent = None
+    try:
+        agent = Agent("sip:alice@localhost", "pw-alice", node.udp, "--answer", "--play", tone, "--record", our_rec,
+                      "--duration", 3, timeout=30)
+        assert agent.wait_event("registered", 10), agent.describe()
+        ph.command("record " + lin_rec)
+        ph.command("play " + tone)
+        ph.command("call sip:alice@localhost")
+        agent.wait()
+        ph.wait_out(r"Call \d+ with sip:alice@localhost ended", 5)
+    finally:
+        if agent is not None:
+            agent.kill()
+        ph.stop()
+    _check(agent, ph, node, lin_rec, our_rec)
+    assert re.search(r"Call \d+ with sip:alice@localhost connected", ph.output())
