@@ -233,3 +233,62 @@ def test_user_without_contacts_gets_480():
     node = _node(contacts=())
     sends = _sends(node.receive(_invite(), CALLER, 0, WALL))
     assert [m.status for m in _to(sends, CALLER)] == [480]
+
+
+def test_listen_address_on_another_port_is_a_phone_not_the_node():
+    """Regression: a Request-URI with the node's IP but another port (a phone on the same box) was taken as a
+    local user name and answered 404 (or sent to that user's contacts). It is forwarded to that address."""
+    node = _node()
+    bye = ("BYE sip:carol@127.0.0.1:5099 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.1:40001;branch=z9hG4bKbyeX\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:bob@localhost>;tag=t1\r\nTo: <sip:carol@remote.example>;tag=c1\r\n"
+           "Call-ID: call-y\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
+    sends = _sends(node.receive(bye.encode(), BOB1, 0, WALL))
+    fwd = _to(sends, ("udp", "127.0.0.1", 5099))
+    assert [m.method for m in fwd] == ["BYE"] and fwd[0].uri == "sip:carol@127.0.0.1:5099"
+    # the node's own address and port still mean the node's users
+    sends = _sends(node.receive(_invite(to="sip:bob@127.0.0.1:5060", branch="own"), CALLER, 10, WALL))
+    assert [m.method for m in _to(sends, BOB1)] == ["INVITE"]
+
+
+def test_double_record_route_faces_each_side():
+    """Regression (RFC 5658, RFC 3261 §12.1): a TCP caller and a UDP callee. The callee's route set is the
+    Record-Route list in order, the caller's is its reverse, so the top entry must be the node's UDP address
+    and the bottom one its TCP address. They were the other way round: a UDP-only callee hanging up would
+    have had to open TCP to the node, and the caller would have sent its ACK/BYE over UDP."""
+    node = _node(contacts=(BOB1,))
+    node.set_listen([("tcp", "127.0.0.1", 5062)])
+    tcp_caller = ("tcp", "198.51.100.9", 50123)
+    inv = _invite(via="SIP/2.0/TCP 198.51.100.9:5070;branch=z9hG4bKtcp1;rport")
+    sends = _sends(node.receive(inv, tcp_caller, 0, WALL))
+    fwd = _to(sends, BOB1)[0]
+    rr = fwd.get_all("Record-Route")
+    assert len(rr) == 2
+    assert rr[0].endswith("@127.0.0.1:5060;lr>"), rr                  # faces the callee (UDP)
+    assert rr[1].endswith("@127.0.0.1:5062;transport=tcp;lr>"), rr    # faces the caller (TCP)
+    ok = _sends(node.receive(_answer(fwd, 200, "OK", "t1"), BOB1, 10, WALL))
+    up = _to(ok, tcp_caller)[0]
+    assert up.get_all("Record-Route") == rr                           # passed upstream untouched
+    # the callee hangs up along its route set (first entry: our UDP side): the BYE reaches the TCP caller
+    bye = ("BYE sip:carol@198.51.100.9:5070;transport=tcp SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 10.1.0.1:5060;branch=z9hG4bKbyeT;rport\r\nRoute: %s\r\nRoute: %s\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:bob@localhost>;tag=t1\r\nTo: <sip:carol@remote.example>;tag=c1\r\n"
+           "Call-ID: call-x\r\nCSeq: 5 BYE\r\nContent-Length: 0\r\n\r\n" % (rr[0], rr[1]))
+    sends = _sends(node.receive(bye.encode(), BOB1, 20, WALL))
+    out = _to(sends, tcp_caller)
+    assert [m.method for m in out] == ["BYE"] and out[0].get("Route") is None
+
+
+def test_forked_message_2xx_cancels_nothing():
+    """Regression (RFC 3261 §9.1, §16.7 step 10): a MESSAGE forked to two contacts, one says 100 and the other
+    200. The 200 goes upstream and no CANCEL is sent (CANCEL is for INVITE only); it used to CANCEL the MESSAGE."""
+    node = _node()
+    msg = _invite().replace(b"INVITE sip:", b"MESSAGE sip:").replace(b"1 INVITE", b"1 MESSAGE")
+    sends = _sends(node.receive(msg, CALLER, 0, WALL))
+    assert _to(sends, CALLER) == []   # no 100 Trying for non-INVITE
+    b1 = _to(sends, BOB1)[0]
+    b2 = _to(sends, BOB2)[0]
+    assert b1.method == "MESSAGE" and b1.body == SDP
+    node.receive(_answer(b2, 100, "Trying", "t2"), BOB2, 5, WALL)
+    sends = _sends(node.receive(_answer(b1, 200, "OK", "t1"), BOB1, 10, WALL))
+    assert [m.status for m in _to(sends, CALLER)] == [200]
+    assert _to(sends, BOB2) == []

@@ -25,6 +25,14 @@ _LOOP_HASH = const(10)          # hex chars of the loop-detection hash in our br
 _RR_METHODS = ("INVITE", "SUBSCRIBE", "REFER", "NOTIFY")
 _NO_AUTH = ("ACK", "CANCEL", "BYE", "PRACK")
 _BRANCH_MW = MAGIC_COOKIE + "mw"
+# the fields of the loop hash after the Request-URI, in hashing order (canonical header names)
+_LOOP_FIELDS = {"From": 0, "To": 1, "Call-ID": 2, "CSeq": 3, "Route": 4, "Proxy-Require": 5,
+                "Proxy-Authorization": 6}
+_LOOP_N = const(7)
+
+
+# stands in for a 2xx already passed upstream once its context is finished (see _drop)
+_PASSED_2XX = Message(None, None, 200, "OK")
 
 
 class _Branch:
@@ -65,6 +73,31 @@ def _rank(status):
     if status >= 600:
         return 1
     return status // 100 * 1000 + status
+
+
+def _copy_headers(headers, mf=None):
+    """A fresh header list (names are already canonical), Max-Forwards set to `mf`. Entries are (name, value)
+    tuples: Message replaces entries and never edits one in place, and on CPython a tuple of strings is not
+    tracked by the cyclic GC, whose full collections otherwise grow with every transaction still lingering
+    (Timers K/L/M), up to pauses long enough to cause retransmissions under load."""
+    out = []
+    seen_mf = False
+    for h in headers:
+        if mf is not None and h[0] == "Max-Forwards":
+            if seen_mf:
+                continue
+            seen_mf = True
+            out.append(("Max-Forwards", mf))
+        else:
+            out.append((h[0], h[1]))
+    if mf is not None and not seen_mf:
+        out.append(("Max-Forwards", mf))
+    return out
+
+
+def _numeric(host):
+    """An IPv6 or dotted IPv4 literal (no DNS needed), not a name."""
+    return ":" in host or (host.replace(".", "").isdigit() and host.count(".") == 3)
 
 
 def _uri_dest(uri, default_proto="udp"):
@@ -110,14 +143,27 @@ class Proxy:
         return self.registrar.is_local(u.host.strip("[]")) and (u.port or 5060) in self.my_ports \
             or (u.user is not None and u.user.startswith(flow.PREFIX) and self.registrar.is_local(u.host))
 
+    def _serves(self, u):
+        """§16.4: a Request-URI in a domain we are responsible for. One of our listen addresses counts only with
+        no port or one of ours: sip:x@127.0.0.1:5062 is a phone beside the node (the agent on the same box, a
+        test peer), not the node."""
+        host = u.host.strip("[]")
+        if not self.registrar.is_local(host):
+            return False
+        return u.port is None or u.port in self.my_ports or not _numeric(host)
+
     def _loop_hash(self, msg):
-        """RFC 5393 §4.2 / RFC 3261 §16.6 item 8: a hash of what identifies this request's path."""
-        h = sha256()
-        for part in (msg.uri, msg.get("From"), msg.get("To"), msg.get("Call-ID"), msg.get("CSeq"),
-                     msg.get("Route"), msg.get("Proxy-Require"), msg.get("Proxy-Authorization")):
-            h.update((part or "").encode())
-            h.update(b"\x00")
-        return hexlify(h.digest()).decode()[:_LOOP_HASH]
+        """RFC 5393 §4.2 / RFC 3261 §16.6 item 8: a hash of what identifies this request's path (the first value
+        of each field, NUL-terminated, after the Request-URI), gathered in one pass over the headers."""
+        vals = [None] * _LOOP_N
+        for h in msg.headers:
+            i = _LOOP_FIELDS.get(h[0])
+            if i is not None and vals[i] is None:
+                vals[i] = h[1]
+        text = msg.uri + "\x00"
+        for v in vals:
+            text += (v or "") + "\x00"
+        return hexlify(sha256(text.encode()).digest()).decode()[:_LOOP_HASH]
 
     def _via(self, proto, branch):
         host, port = self.me.get(proto) or self.me.get("udp") or next(iter(self.me.values()))
@@ -164,13 +210,16 @@ class Proxy:
         if preq:
             return self._reply(txn, msg, 420, "Bad Extension", [("Unsupported", t) for t in preq], now)
         lh = self._loop_hash(msg)
+        mark = _BRANCH_MW + lh
         for v in msg.get_all("Via"):
+            if mark not in v:
+                continue  # cheap test first: most Vias are not ours
             via = parse_via(v)
-            if via.branch and via.branch.startswith(_BRANCH_MW + lh) and (via.port or 5060) in self.my_ports \
+            if via.branch and via.branch.startswith(mark) and (via.port or 5060) in self.my_ports \
                     and self.registrar.is_local(via.host.strip("[]")):
                 return self._reply(txn, msg, 482, "Loop Detected", now=now)
-        # §16.4: our own Route entries, and the strict-router case
-        fwd = Message.request(method, msg.uri, [list(h) for h in msg.headers], msg.body)
+        # §16.4: our own Route entries, and the strict-router case; §16.6 item 3: Max-Forwards decremented
+        fwd = Message(method, msg.uri, None, "", _copy_headers(msg.headers, str(mf - 1)), bytes(msg.body))
         ruri = parse_uri(msg.uri)
         flows = None
         if ruri.user and ruri.user.startswith(flow.PREFIX) and self._is_me(ruri):
@@ -192,7 +241,6 @@ class Proxy:
             if flows is None and ru.user:
                 flows = flow.parse(self.key, ru.user)
             fwd.remove_first("Route")
-        fwd.set("Max-Forwards", str(mf - 1))
         in_dialog = ";tag=" in (msg.get("To") or "")
         # targets
         next_route = fwd.get("Route")
@@ -213,7 +261,7 @@ class Proxy:
 
     def _targets(self, txn, msg, fwd, ruri, source, in_dialog, now, wall):
         """Target set for a request with no further Route: local user contacts, or the foreign-domain seam."""
-        local = ruri.scheme in ("sip", "sips") and self.registrar.is_local(ruri.host.strip("[]"))
+        local = ruri.scheme in ("sip", "sips") and self._serves(ruri)
         caller = None
         if not in_dialog and msg.method not in _NO_AUTH:
             try:
@@ -291,8 +339,7 @@ class Proxy:
     def foreign_dest(self, ruri):
         """The seam for the DNS federation: next hop for a non-local URI, or None. Until RFC 3263 lookups land
         only numeric hosts are reachable (RFC 3263 §4.2: a numeric host needs no lookup)."""
-        h = (ruri.host or "").strip("[]")
-        if ":" in h or (h.replace(".", "").isdigit() and h.count(".") == 3):
+        if _numeric((ruri.host or "").strip("[]")):
             return _uri_dest(ruri)
         return None
 
@@ -312,23 +359,31 @@ class Proxy:
 
     def _fork(self, txn, msg, fwd, targets, source, in_dialog, lh, now):
         """§16.6 for every target in parallel; §16.2: 100 Trying at once for INVITE."""
-        top = parse_via(msg.get("Via"))
-        key = (top.branch, top.host, top.port) if msg.method == "INVITE" else None
-        ctx = _Context(txn, msg, source, key)
+        key = None
         acts = []
         if msg.method == "INVITE":
-            trying = make_response(msg, 100, "Trying")
-            acts.extend(self.txl.respond(txn, trying, now))
-        for ruri, dest, path, pbx in targets:
-            req = Message.request(fwd.method, ruri, [list(h) for h in fwd.headers], fwd.body)
+            top = parse_via(msg.get("Via"))
+            key = (top.branch, top.host, top.port)
+            acts.extend(self.txl.respond(txn, make_response(msg, 100, "Trying"), now))
+        ctx = _Context(txn, msg, source, key)
+        last = len(targets) - 1
+        for i, (ruri, dest, path, pbx) in enumerate(targets):
+            if i == last:
+                req = fwd  # already our own copy: the last branch takes it, the others copy it
+                req.uri = ruri
+            else:
+                req = Message(fwd.method, ruri, None, "", _copy_headers(fwd.headers), fwd.body)
             if path:
                 for p in reversed(path):
                     req.add("Route", p, top=True)
             if not in_dialog and req.method in _RR_METHODS:
                 token = flow.make(self.key, source, dest)
-                req.add("Record-Route", self._rr(dest[0], token), top=True)
-                if dest[0] != source[0]:  # RFC 5658 double record-routing across transports
+                # RFC 5658 double record-routing across transports: the callee's route set is the list as it
+                # stands and the caller's is the reverse (§12.1.1/§12.1.2), so the entry facing the caller goes
+                # in first (lower) and the one facing the callee on top
+                if dest[0] != source[0]:
                     req.add("Record-Route", self._rr(source[0], token), top=True)
+                req.add("Record-Route", self._rr(dest[0], token), top=True)
             req.add("Via", self._via(dest[0], self._branch_id(lh)), top=True)
             br = _Branch(req, pbx)
             ctn, a = self.txl.send_request(req, dest, now)
@@ -422,9 +477,10 @@ class Proxy:
             acts.extend(self.txl.respond(ctx.txn, self._upstream(msg), now))
             if not ctx.final_sent:
                 ctx.final_sent = True
-                for other in ctx.branches:
-                    if other is not br:
-                        acts.extend(self._cancel_branch(other, now))
+                if ctx.request.method == "INVITE":  # §16.7 step 10; §9.1: no CANCEL for other methods
+                    for other in ctx.branches:
+                        if other is not br:
+                            acts.extend(self._cancel_branch(other, now))
             self._maybe_done(ctx)
             return acts
         if br.pbx is not None and status in (401, 407) and not br.auth_tried and not ctx.cancelled:
@@ -487,9 +543,12 @@ class Proxy:
 
     def _upstream(self, msg):
         """The response as the previous hop must see it: our Via removed, everything else untouched."""
-        resp = Message.response(msg.status, msg.reason, [list(h) for h in msg.headers], msg.body)
-        resp.remove_first("Via")
-        return resp
+        hs = _copy_headers(msg.headers)
+        for i in range(len(hs)):
+            if hs[i][0] == "Via":
+                del hs[i]
+                break
+        return Message(None, None, msg.status, msg.reason, hs, bytes(msg.body))
 
     def _maybe_final(self, ctx, now):
         """§16.7 step 6/8: once every branch has a final response, send the best one upstream."""
@@ -543,6 +602,9 @@ class Proxy:
                 ent = self._by_client.get(br.txn.id)
                 if ent is not None and ent[0] is ctx and br.final is not None and br.final.status >= 300:
                     del self._by_client[br.txn.id]
+            if br.final is not None and br.final.status < 300:
+                br.final = _PASSED_2XX  # only "a 2xx went upstream" matters now; the message can go
+        ctx.best = None
 
     def forward_stateless(self, msg):
         """A response matching no transaction (e.g. a 2xx retransmission after Timer M): if the top Via is ours,
