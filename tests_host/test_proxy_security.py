@@ -264,7 +264,6 @@ def test_unauthenticated_request_to_foreign_destination_is_refused_and_not_forwa
     assert victim.drain(QUIET_S) == []
 
 
-@pytest.mark.xfail(strict=True, reason="proxy.py: a Route header or a To tag bypasses the relay check (report)")
 def test_preloaded_route_or_fake_dialog_does_not_make_an_open_relay(env):
     """An out-of-dialog request with a preloaded Route to a foreign host, or a request that only pretends to
     be in a dialog (To tag, no Route to the node), is still an unauthenticated request for a non-local

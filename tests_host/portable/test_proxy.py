@@ -237,14 +237,15 @@ def test_user_without_contacts_gets_480():
 
 def test_listen_address_on_another_port_is_a_phone_not_the_node():
     """Regression: a Request-URI with the node's IP but another port (a phone on the same box) was taken as a
-    local user name and answered 404 (or sent to that user's contacts). It is forwarded to that address."""
+    local user name and answered 404 (or sent to that user's contacts). It is another host to the node: a
+    request for it outside a dialog of ours falls under the relay rule (403 unauthenticated), never the
+    local user table."""
     node = _node()
     bye = ("BYE sip:carol@127.0.0.1:5099 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.1:40001;branch=z9hG4bKbyeX\r\n"
            "Max-Forwards: 70\r\nFrom: <sip:bob@localhost>;tag=t1\r\nTo: <sip:carol@remote.example>;tag=c1\r\n"
            "Call-ID: call-y\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
     sends = _sends(node.receive(bye.encode(), BOB1, 0, WALL))
-    fwd = _to(sends, ("udp", "127.0.0.1", 5099))
-    assert [m.method for m in fwd] == ["BYE"] and fwd[0].uri == "sip:carol@127.0.0.1:5099"
+    assert [m.status for m in _to(sends, BOB1)] == [403]
     # the node's own address and port still mean the node's users
     sends = _sends(node.receive(_invite(to="sip:bob@127.0.0.1:5060", branch="own"), CALLER, 10, WALL))
     assert [m.method for m in _to(sends, BOB1)] == ["INVITE"]
@@ -292,3 +293,26 @@ def test_forked_message_2xx_cancels_nothing():
     sends = _sends(node.receive(_answer(b1, 200, "OK", "t1"), BOB1, 10, WALL))
     assert [m.status for m in _to(sends, CALLER)] == [200]
     assert _to(sends, BOB2) == []
+
+
+def test_to_tag_or_preloaded_route_without_our_token_is_not_a_dialog():
+    """Open-relay regression: only our flow token, from one end of its dialog, makes a request in-dialog."""
+    node = _node()
+    fake = _invite(to="sip:victim@198.51.100.200", branch="fk1").replace(
+        b"To: <sip:victim@198.51.100.200>", b"To: <sip:victim@198.51.100.200>;tag=fake")
+    sends = _sends(node.receive(fake, CALLER, 0, WALL))
+    assert [m.status for m, a in sends if a == CALLER and m.status >= 200] == [403]
+    assert [a for m, a in sends if a != CALLER] == []
+    pre = _invite(to="sip:victim@198.51.100.200", branch="fk2",
+                  extra="Route: <sip:198.51.100.200;lr>\r\n")
+    sends = _sends(node.receive(pre, CALLER, 10, WALL))
+    assert [m.status for m, a in sends if a == CALLER and m.status >= 200] == [403]
+    assert [a for m, a in sends if a != CALLER] == []
+    # a real token replayed from a third address is no dialog either
+    first = _sends(node.receive(_invite(branch="rt1"), CALLER, 20, WALL))
+    rr = _to(first, BOB1)[0].get("Record-Route")
+    bye = ("BYE sip:victim@198.51.100.200 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKx9;rport\r\n"
+           "Route: %s\r\nMax-Forwards: 70\r\nFrom: <sip:m@evil.example>;tag=a\r\nTo: <sip:v@x>;tag=b\r\n"
+           "Call-ID: x\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n" % rr)
+    sends = _sends(node.receive(bye.encode(), ("udp", "192.0.2.99", 5060), 30, WALL))
+    assert [m.status for m, a in sends] == [403]

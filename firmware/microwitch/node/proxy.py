@@ -241,15 +241,15 @@ class Proxy:
             if flows is None and ru.user:
                 flows = flow.parse(self.key, ru.user)
             fwd.remove_first("Route")
-        in_dialog = ";tag=" in (msg.get("To") or "")
-        # targets
-        next_route = fwd.get("Route")
-        if next_route is not None:
-            targets = [(fwd.uri, _uri_dest(parse_name_addr(next_route).uri, source[0]), None, None)]
-        elif flows is not None and flow.other_side(flows, source) is not None:
-            targets = [(fwd.uri, flow.other_side(flows, source), None, None)]
+        # targets. Only our own flow token, arriving from one end of the dialog it was minted for, makes a
+        # request "in dialog": it then goes to the other end, whatever Route or To say (a To tag or a preloaded
+        # Route is the caller's claim, and trusting it would make the node an open relay).
+        side = flow.other_side(flows, source) if flows is not None else None
+        in_dialog = side is not None
+        if in_dialog:
+            targets = [(fwd.uri, side, None, None)]
         else:
-            res = self._targets(txn, msg, fwd, ruri, source, in_dialog, now, wall)
+            res = self._targets(txn, msg, fwd, ruri, source, False, now, wall, fwd.get("Route"))
             if not isinstance(res, list) or not res or res[0][0] != "target":
                 return res
             targets = [t[1] for t in res]
@@ -259,8 +259,9 @@ class Proxy:
             return self._reply(txn, msg, 503, "Service Unavailable (busy)", [("Retry-After", "5")], now)
         return self._fork(txn, msg, fwd, targets, source, in_dialog, lh, now)
 
-    def _targets(self, txn, msg, fwd, ruri, source, in_dialog, now, wall):
-        """Target set for a request with no further Route: local user contacts, or the foreign-domain seam."""
+    def _targets(self, txn, msg, fwd, ruri, source, in_dialog, now, wall, next_route=None):
+        """Target set for a request outside a dialog of ours: a preloaded Route (authenticated local callers
+        only), local user contacts, or the foreign-domain seam."""
         local = ruri.scheme in ("sip", "sips") and self._serves(ruri)
         caller = None
         if not in_dialog and msg.method not in _NO_AUTH:
@@ -280,6 +281,10 @@ class Proxy:
             if caller.user != res.username:
                 return self._reply(txn, msg, 403, "From does not match the authenticated user", now=now)
             self._strip_our_credentials(fwd)
+        if next_route is not None:
+            if caller is None:
+                return self._reply(txn, msg, 403, "Relaying denied (Route not through this node)", now=now)
+            return [("target", (fwd.uri, _uri_dest(parse_name_addr(next_route).uri, source[0]), None, None))]
         if not local:
             if caller is None and not in_dialog:
                 return self._reply(txn, msg, 403, "Relaying denied", now=now)
