@@ -5,6 +5,8 @@ this dict; board adapters (UCI on OpenWrt, a file on the host) convert to it.
 """
 import json
 
+from microwitch.dns.resolver import server_error
+
 
 class ConfigError(Exception):
     """A config problem; str() names the origin (file) and the field."""
@@ -73,6 +75,10 @@ SCHEMA = {
     "tcp_idle_s": (int, 600, _range(5, 86400)),
     "pbx": (dict, {}, None),
     "short_dial": (dict, {}, None),
+    "dns_servers": (list, [], None),
+    "dns_dead_s": (int, 60, _range(1, 86400)),
+    "federation_rate": (int, 20, _range(1, 100000)),
+    "federation_burst": (int, 40, _range(1, 100000)),
     "log_level": (str, "info", _level),
     "log_format": (str, "plain", _log_format),
 }
@@ -142,6 +148,8 @@ def validate(d, origin="config"):
                     err = _port_spec(item)
                 elif key == "digest_algorithms":
                     err = None if item in ("MD5", "SHA-256") else "must be 'MD5' or 'SHA-256'"
+                elif key == "dns_servers":
+                    err = server_error(item)
                 else:
                     err = _hostname(item)
                 if err:

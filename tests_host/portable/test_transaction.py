@@ -596,6 +596,16 @@ def test_full_table_ends_lingering_completed_transactions_first():
     assert kinds(ev) == ["overload"]
 
 
+def test_full_client_table_ends_completed_transactions_first():
+    L = TransactionLayer(max_transactions=2)
+    t1, _ = L.send_request(req("MESSAGE", branch="z9hG4bKc1"), UDP_PEER, 0)
+    L.on_response(resp(t1.request, 200, "OK"), UDP_PEER, 1)            # Completed (Timer K)
+    t2, _ = L.send_request(req("MESSAGE", branch="z9hG4bKc2"), UDP_PEER, 2)  # Trying
+    t3, act = L.send_request(req("MESSAGE", branch="z9hG4bKc3"), UDP_PEER, 3)
+    assert t3 is not None and act and t1.state == TERMINATED and t2.state == TRYING
+    assert L.send_request(req("MESSAGE", branch="z9hG4bKc4"), UDP_PEER, 4) == (None, [])
+
+
 def test_client_table_full_refuses_without_sending():
     L = TransactionLayer(max_transactions=1)
     t1, _ = L.send_request(req("OPTIONS", branch="z9hG4bKa"), UDP_PEER, 0)

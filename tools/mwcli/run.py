@@ -5,7 +5,7 @@ import signal
 import sys
 
 from microwitch import config
-from microwitch.compat import random_bytes, wall_s
+from microwitch.compat import random_bytes, wall_s, gc_settle
 from microwitch.log import Logger
 from microwitch.node.core import Node
 from microwitch.adapter.poll_loop import PollLoop
@@ -41,13 +41,20 @@ def run(args):
     listen = config.listen_addrs(cfg)
     accounts = PbxAccounts(backend, read_only=True)
     accounts.load()
-    node = Node(cfg, users, bindings, random_bytes, log, random_bytes(32), [h for _, h, _ in listen], accounts)
+    try:
+        with open("/etc/resolv.conf") as f:
+            resolv_conf = f.read()
+    except OSError:
+        resolv_conf = None
+    node = Node(cfg, users, bindings, random_bytes, log, random_bytes(32), [h for _, h, _ in listen], accounts,
+                resolv_conf)
     try:
         loop = PollLoop(node, listen, log, cfg["max_tcp_connections"], cfg["max_tcp_per_source"],
                         cfg["tcp_idle_s"])
     except OSError as e:
         fail("cannot listen on %s: %s" % (", ".join(cfg["listen"]), e.strerror or e))
     node.set_listen(loop.bound)
+    gc_settle()
     log.info("microwitch node for %s: %d users, %d bindings restored, state %s" %
              (cfg["domain"], len(users), restored, os.path.abspath(args.state)))
     if not len(users):

@@ -11,6 +11,8 @@ from microwitch.sip.uri import parse_uri
 from microwitch.node.registrar import Registrar
 from microwitch.node.proxy import Proxy
 from microwitch.node.bridge import Bridge
+from microwitch.node.federation import Federation
+from microwitch.dns.resolver import Resolver, pick_servers
 
 _ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, PRACK, INFO, MESSAGE, REFER, SUBSCRIBE, NOTIFY"
 _USERS_RECHECK_MS = const(1000)  # a CLI change to the user store is seen within this time
@@ -24,7 +26,8 @@ def _addr_text(addr):
 class Node:
     """The node: parse -> transaction -> registrar | proxy | OPTIONS for the node itself -> actions."""
 
-    def __init__(self, cfg, users, bindings, rand, log, node_secret, local_hosts=(), accounts=None):
+    def __init__(self, cfg, users, bindings, rand, log, node_secret, local_hosts=(), accounts=None,
+                 resolv_conf=None, dhcp_dns=None):
         self.cfg = cfg
         self.users = users
         self.accounts = accounts
@@ -34,8 +37,11 @@ class Node:
         self.bridge = None
         if cfg.get("pbx") and accounts is not None:
             self.bridge = Bridge(cfg["pbx"], accounts, self.registrar, self.txl, rand, log.info, self._me)
+        # DNS federation (RFC 3263): resolver from config, else resolv.conf text, else the DHCP-given servers
+        servers = pick_servers(cfg.get("dns_servers"), resolv_conf, dhcp_dns)
+        self.federation = Federation(cfg, Resolver(servers, rand, log=log.warning), rand, log.info)
         self.proxy = Proxy(cfg, self.txl, self.registrar, users, rand, node_secret, log.info, self.bridge,
-                           accounts)
+                           accounts, self.federation)
         self._users_checked = None
 
     def _me(self, proto):
@@ -70,6 +76,9 @@ class Node:
         for ev in events:
             actions.extend(self._event(ev, now, wall))
         actions.extend(self.proxy.tick(now))
+        done, acts = self.federation.tick(now)
+        actions.extend(acts)
+        actions.extend(self.proxy.on_dns_done(done, now))
         if self.bridge is not None:
             actions.extend(self.bridge.tick(now, wall))
         return actions
@@ -97,11 +106,21 @@ class Node:
         self.registrar.bindings.journal.backend.sync()
 
     def next_timer(self):
-        a = self.txl.next_timer()
-        b = self.proxy.next_timer()
-        if a is None or (b is not None and b < a):
-            return b
-        return a
+        best = None
+        for t in (self.txl.next_timer(), self.proxy.next_timer(), self.federation.next_timer()):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def on_dns(self, data, source, now, wall):
+        """A datagram on the adapter's DNS socket from `source` (host, port)."""
+        done, acts = self.federation.on_dns(data, source, now)
+        return acts + self.proxy.on_dns_done(done, now)
+
+    def on_dns_tcp(self, data, source, now, wall):
+        """Bytes from the adapter's TCP connection to DNS server `source` (host, port) (truncation fallback)."""
+        done, acts = self.federation.on_dns_tcp(data, source, now)
+        return acts + self.proxy.on_dns_done(done, now)
 
     def _unparseable(self, partial, source, reason, status=400):
         """RFC 3261 §16.3/§8.2: 400 (505 for another SIP version) with the reason when enough parsed to answer;

@@ -20,6 +20,7 @@ TIMER_C_MS = const(181000)      # §16.6 item 11: "greater than 3 minutes"
 MAX_CONTEXTS = const(1024)      # forwarded requests in progress; more get 503 + Retry-After
 MAX_PER_SOURCE = const(128)     # of those, from one source address
 MAX_BRANCHES = const(10)        # contacts one request forks to (the registrar's contacts-per-AoR bound)
+MAX_PARKED = const(256)         # requests waiting for a DNS lookup (federation); more get 503 + Retry-After
 _DEFAULT_MF = const(70)
 _LOOP_HASH = const(10)          # hex chars of the loop-detection hash in our branch (RFC 5393 §4.2)
 _RR_METHODS = ("INVITE", "SUBSCRIBE", "REFER", "NOTIFY")
@@ -37,10 +38,13 @@ _PASSED_2XX = Message(None, None, 200, "OK")
 
 class _Branch:
     __slots__ = ("txn", "request", "final", "provisional", "cancel_wanted", "cancelled", "timer_c", "pbx",
-                 "auth_tried")
+                 "auth_tried", "dest", "alts", "base")
 
     def __init__(self, request, pbx=None):
         self.request = request
+        self.dest = None           # where this branch went
+        self.alts = None           # RFC 3263 §4.3: the next DNS targets to fail over to
+        self.base = None           # the request before our Via/Record-Route, to rebuild for the next target
         self.pbx = pbx             # the caller's PBX account when this branch goes out via the PBX bridge
         self.auth_tried = False
         self.txn = None
@@ -112,8 +116,12 @@ def _uri_dest(uri, default_proto="udp"):
 class Proxy:
     """Proxy(cfg, txl, registrar, users, rand, secret, log); set `listen` [(proto, host, port)] before use."""
 
-    def __init__(self, cfg, txl, registrar, users, rand, secret, log, bridge=None, accounts=None):
+    def __init__(self, cfg, txl, registrar, users, rand, secret, log, bridge=None, accounts=None,
+                 federation=None):
         self.cfg = cfg
+        self.federation = federation
+        self._parked = {}       # DNS lookup key -> [(txn, msg, fwd, source, in_dialog, lh, cancel key)]
+        self._parked_count = 0
         self.bridge = bridge
         self.accounts = accounts
         self.short_dial = cfg.get("short_dial") or {}
@@ -246,18 +254,22 @@ class Proxy:
         # Route is the caller's claim, and trusting it would make the node an open relay).
         side = flow.other_side(flows, source) if flows is not None else None
         in_dialog = side is not None
+        alts = None
         if in_dialog:
             targets = [(fwd.uri, side, None, None)]
         else:
             res = self._targets(txn, msg, fwd, ruri, source, False, now, wall, fwd.get("Route"))
+            if isinstance(res, tuple) and res[0] == "park":
+                return self._park(txn, msg, fwd, source, in_dialog, lh, res[1], res[2], now)
             if not isinstance(res, list) or not res or res[0][0] != "target":
                 return res
             targets = [t[1] for t in res]
+            alts = res[0][2] if len(res[0]) > 2 else None
         if method == "ACK":
             return self._forward_ack(fwd, targets[0], source, lh)
         if len(self._by_server) >= MAX_CONTEXTS or self._per_source.get(source[1], 0) >= MAX_PER_SOURCE:
             return self._reply(txn, msg, 503, "Service Unavailable (busy)", [("Retry-After", "5")], now)
-        return self._fork(txn, msg, fwd, targets, source, in_dialog, lh, now)
+        return self._fork(txn, msg, fwd, targets, source, in_dialog, lh, now, alts)
 
     def _targets(self, txn, msg, fwd, ruri, source, in_dialog, now, wall, next_route=None):
         """Target set for a request outside a dialog of ours: a preloaded Route (authenticated local callers
@@ -291,10 +303,25 @@ class Proxy:
             dest = self.foreign_dest(ruri)
             if dest is not None:
                 return [("target", (fwd.uri, dest, None, None))]
+            if self.federation is not None and ruri.scheme in ("sip", "sips") and ruri.host:
+                r = self.federation.route(ruri, now)  # RFC 3263 through DNS, like mail finds an MX
+                if r[0] == "targets":
+                    return [("target", (fwd.uri, r[1][0], None, None), r[1][1:])]
+                if r[0] == "wait":
+                    return ("park", r[1], r[2])
+                pbx = self._via_pbx(caller, fwd, ruri)  # DNS has no way there: the PBX may have one
+                if pbx is not None:
+                    return [pbx]
+                return self._reply(txn, msg, r[1], r[2], now=now)
             pbx = self._via_pbx(caller, fwd, ruri)
             if pbx is not None:
                 return [pbx]
             return self._reply(txn, msg, 404, "No route to " + (ruri.host or ruri.user or "")[:60], now=now)
+        if caller is None and not in_dialog and self.federation is not None and msg.method not in _NO_AUTH:
+            # from another domain: no local auth (its own domain vouches), but rate-limited per source
+            refuse = self.federation.inbound(source, False, True, False, now)
+            if refuse is not None:
+                return self._reply(txn, msg, refuse[0], refuse[1], refuse[2], now)
         if ruri.user is None:
             return self._reply(txn, msg, 404, "No user in Request-URI", now=now)
         user = self._local_user(ruri.user)
@@ -362,14 +389,19 @@ class Proxy:
         self._count += 1
         return _BRANCH_MW + lh + "." + hexlify(self.rand(4)).decode() + "%x" % self._count
 
-    def _fork(self, txn, msg, fwd, targets, source, in_dialog, lh, now):
-        """§16.6 for every target in parallel; §16.2: 100 Trying at once for INVITE."""
+    def _fork(self, txn, msg, fwd, targets, source, in_dialog, lh, now, alts=None, trying_sent=False):
+        """§16.6 for every target in parallel; §16.2: 100 Trying at once for INVITE. `alts`: further DNS targets
+        for a single target, tried in turn when it fails (RFC 3263 §4.3)."""
         key = None
         acts = []
+        base = None
+        if alts:
+            base = Message(fwd.method, fwd.uri, None, "", _copy_headers(fwd.headers), fwd.body)
         if msg.method == "INVITE":
             top = parse_via(msg.get("Via"))
             key = (top.branch, top.host, top.port)
-            acts.extend(self.txl.respond(txn, make_response(msg, 100, "Trying"), now))
+            if not trying_sent:
+                acts.extend(self.txl.respond(txn, make_response(msg, 100, "Trying"), now))
         ctx = _Context(txn, msg, source, key)
         last = len(targets) - 1
         for i, (ruri, dest, path, pbx) in enumerate(targets):
@@ -382,15 +414,13 @@ class Proxy:
                 for p in reversed(path):
                     req.add("Route", p, top=True)
             if not in_dialog and req.method in _RR_METHODS:
-                token = flow.make(self.key, source, dest)
-                # RFC 5658 double record-routing across transports: the callee's route set is the list as it
-                # stands and the caller's is the reverse (§12.1.1/§12.1.2), so the entry facing the caller goes
-                # in first (lower) and the one facing the callee on top
-                if dest[0] != source[0]:
-                    req.add("Record-Route", self._rr(source[0], token), top=True)
-                req.add("Record-Route", self._rr(dest[0], token), top=True)
+                self._record_route(req, source, dest)
             req.add("Via", self._via(dest[0], self._branch_id(lh)), top=True)
             br = _Branch(req, pbx)
+            br.dest = dest
+            if base is not None:
+                br.alts = list(alts)
+                br.base = base
             ctn, a = self.txl.send_request(req, dest, now)
             if ctn is None:
                 br.final = make_response(req, 503, "Service Unavailable")
@@ -407,6 +437,90 @@ class Proxy:
             self._by_key[key] = ctx
         self._per_source[source[1]] = self._per_source.get(source[1], 0) + 1
         acts.extend(self._maybe_final(ctx, now))
+        return acts
+
+    def _record_route(self, req, source, dest):
+        token = flow.make(self.key, source, dest)
+        # RFC 5658 double record-routing across transports: the callee's route set is the list as it
+        # stands and the caller's is the reverse (§12.1.1/§12.1.2), so the entry facing the caller goes
+        # in first (lower) and the one facing the callee on top
+        if dest[0] != source[0]:
+            req.add("Record-Route", self._rr(source[0], token), top=True)
+        req.add("Record-Route", self._rr(dest[0], token), top=True)
+
+    # -- DNS federation: parking while a lookup runs, failover to the next target ---------------------------
+    def _park(self, txn, msg, fwd, source, in_dialog, lh, key, dns_actions, now):
+        """RFC 3263 lookups are asynchronous: the request waits under the lookup's key (100 Trying sent for an
+        INVITE so the caller stops retransmitting) until on_dns_done resumes it."""
+        if txn is None:
+            return dns_actions  # an ACK is never parked: without a target it is dropped (its sender retransmits)
+        if self._parked_count >= MAX_PARKED:
+            return self._reply(txn, msg, 503, "Service Unavailable (too many DNS lookups waiting)",
+                               [("Retry-After", "5")], now)
+        acts = []
+        ck = None
+        if msg.method == "INVITE":
+            top = parse_via(msg.get("Via"))
+            ck = (top.branch, top.host, top.port)
+            acts.extend(self.txl.respond(txn, make_response(msg, 100, "Trying"), now))
+        self._parked.setdefault(key, []).append((txn, msg, fwd, source, in_dialog, lh, ck))
+        self._parked_count += 1
+        acts.extend(dns_actions)
+        return acts
+
+    def on_dns_done(self, completions, now):
+        """Federation completions [(key, ("targets", [addr...]) | ("fail", status, reason))]: resume what waited."""
+        acts = []
+        for key, result in completions:
+            for txn, msg, fwd, source, in_dialog, lh, ck in self._parked.pop(key, ()):
+                self._parked_count -= 1
+                if result[0] != "targets":
+                    acts.extend(self._reply(txn, msg, result[1], result[2], now=now))
+                elif len(self._by_server) >= MAX_CONTEXTS or \
+                        self._per_source.get(source[1], 0) >= MAX_PER_SOURCE:
+                    acts.extend(self._reply(txn, msg, 503, "Service Unavailable (busy)", [("Retry-After", "5")],
+                                            now))
+                else:
+                    acts.extend(self._fork(txn, msg, fwd, [(fwd.uri, result[1][0], None, None)], source, in_dialog,
+                                           lh, now, result[1][1:], ck is not None))
+        return acts
+
+    def _cancel_parked(self, ck, now):
+        for key, entries in self._parked.items():
+            for e in entries:
+                if e[6] == ck:
+                    entries.remove(e)
+                    self._parked_count -= 1
+                    if not entries:
+                        del self._parked[key]
+                    return self._reply(e[0], e[1], 487, "Request Terminated", now=now)
+        return None
+
+    def _failover(self, ctx, br, ctn, why, now):
+        """RFC 3263 §4.3: the target failed (transport error, Timer B/F, 503): mark it dead and send the request
+        to the next one on a new client transaction. None when there is no next target."""
+        if not br.alts or ctx.cancelled or br.provisional or self.federation is None:
+            return None
+        self.federation.dead(br.dest, now)
+        dest = br.alts.pop(0)
+        self.log("%s %s: %s:%s:%d %s, trying %s:%s:%d" % (ctx.request.method, ctx.request.uri[:80], br.dest[0],
+                                                         br.dest[1], br.dest[2], why, dest[0], dest[1], dest[2]))
+        base = br.base
+        req = Message(base.method, base.uri, None, "", _copy_headers(base.headers), base.body)
+        if ";tag=" not in (ctx.request.get("To") or "") and req.method in _RR_METHODS:
+            self._record_route(req, ctx.source, dest)  # the flow token names the new target
+        req.add("Via", self._via(dest[0], self._branch_id(self._loop_hash(ctx.request))), top=True)
+        self._by_client.pop(ctn.id, None)
+        new, acts = self.txl.send_request(req, dest, now)
+        if new is None:
+            return None
+        br.request = req
+        br.txn = new
+        br.dest = dest
+        self._by_client[new.id] = (ctx, br)
+        if req.method == "INVITE":
+            br.timer_c = now + TIMER_C_MS
+            self._arm_c(br.timer_c)
         return acts
 
     def _forward_ack(self, fwd, target, source, lh):
@@ -427,6 +541,10 @@ class Proxy:
     def _cancel(self, txn, msg, now):
         top = parse_via(msg.get("Via"))
         ctx = self._by_key.get((top.branch, top.host, top.port))
+        if ctx is None and self._parked:
+            acts = self._cancel_parked((top.branch, top.host, top.port), now)
+            if acts is not None:
+                return self._reply(txn, msg, 200, "OK", now=now) + acts
         if ctx is None or ctx.final_sent:
             return self._reply(txn, msg, 481, "Call/Transaction Does Not Exist", now=now)
         acts = self._reply(txn, msg, 200, "OK", now=now)
@@ -488,6 +606,10 @@ class Proxy:
                             acts.extend(self._cancel_branch(other, now))
             self._maybe_done(ctx)
             return acts
+        if status == 503 and br.alts and br.final is None:
+            retry = self._failover(ctx, br, ctn, "answered 503", now)
+            if retry is not None:
+                return retry
         if br.pbx is not None and status in (401, 407) and not br.auth_tried and not ctx.cancelled:
             retry = self._answer_pbx(ctx, br, ctn, msg, now)
             if retry is not None:
@@ -534,6 +656,9 @@ class Proxy:
         ctx, br = ent
         if br.request is not ctn.request or br.final is not None:
             return []
+        retry = self._failover(ctx, br, ctn, "timed out" if status == 408 else "unreachable", now)
+        if retry is not None:
+            return retry
         br.final = make_response(br.request, status, reason)  # carries our Via, like a real response
         br.timer_c = None
         if ctx.best is None or _rank(status) < _rank(ctx.best.status):

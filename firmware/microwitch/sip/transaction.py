@@ -434,7 +434,7 @@ class TransactionLayer:
             txn.on_retransmit(now, ev, act)
             return ev, act
         self._stamp(msg, via, source)
-        if len(self._server) >= self.max_transactions and not self._evict_soft(ev):
+        if len(self._server) >= self.max_transactions and not self._evict_soft(ev, self._server):
             ev.append(("overload", msg, source))
             return ev, act
         cls = InviteServerTransaction if method == "INVITE" else NonInviteServerTransaction
@@ -540,7 +540,7 @@ class TransactionLayer:
         key = ("c", branch, msg.method)
         if key in self._client:
             raise ValueError("a client transaction with this branch and method exists")
-        if len(self._client) >= self.max_transactions:
+        if len(self._client) >= self.max_transactions and not self._evict_soft(self._pending, self._client):
             return None, []
         cls = InviteClientTransaction if msg.method == "INVITE" else NonInviteClientTransaction
         txn = cls(self, key, msg, dest, branch)
@@ -630,15 +630,16 @@ class TransactionLayer:
         self._heap[:] = live        # in place: tick() and next_timer() may hold a reference
 
     # -- bookkeeping ---------------------------------------------------------------------------------------
-    def _evict_soft(self, ev):
-        """Table full: end a batch of server transactions that only linger to absorb retransmissions
-        (non-INVITE Completed, INVITE Confirmed/Accepted: the final response is sent and needs no more
-        retransmitting), so a burst is not refused for Timer J's 32 s of memory. Kamailio's tm shortens its wait
-        timer for the same reason. Losing one only means a late retransmission is processed again (a REGISTER
-        replay is then refused by its nonce count). Returns True if room was made."""
+    def _evict_soft(self, ev, table):
+        """Table full: end a batch of transactions that only linger to absorb retransmissions, so a burst is
+        not refused for Timer J/K/M's seconds of memory (Kamailio's tm shortens its wait timer for the same
+        reason). Server side: non-INVITE Completed, INVITE Confirmed/Accepted (the final response is sent and
+        needs no more retransmitting); losing one means a late retransmission is processed again (a REGISTER
+        replay is then refused by its nonce count). Client side: non-INVITE Completed and INVITE Accepted;
+        a late 2xx then arrives as a stray, which a proxy forwards statelessly. Returns True if room was made."""
         want = self.max_transactions // 8 + 1
         gone = []
-        for txn in self._server.values():
+        for txn in table.values():
             st = txn.state
             if st == CONFIRMED or st == ACCEPTED or (st == COMPLETED and not txn.is_invite):
                 gone.append(txn)
