@@ -115,25 +115,12 @@ def _stop(proc):
     proc.err.close()
 
 
-def _strip_peers(path):
-    """Keep only our own ZID record in a cache file: the retained secrets are gone, the identity stays."""
-    keep = []
-    with open(path, "rb") as f:
-        for line in f.read().splitlines(True):
-            rec = json.loads(line.split(b" ", 1)[1])
-            if "z" in rec:
-                keep.append(line)
-    assert keep
-    with open(path, "wb") as f:
-        f.write(b"".join(keep))
-
-
 def test_cache_new_then_match_then_mismatch(node, tmp_path):
     ca, cb = str(tmp_path / "alice.zid"), str(tmp_path / "bob.zid")
     states = []
     for step in range(3):
         if step == 2:
-            _strip_peers(ca)               # alice lost what she shared with bob (her ZID is unchanged)
+            os.remove(ca)                  # alice lost her cache; her ZID (alice.zid.id) is unchanged
         alice, bob = _call(node, ("--cache", ca), ("--cache", cb), duration=0.5)
         info = alice.describe() + "\n" + bob.describe()
         sa, sb = alice.first("secure"), bob.first("secure")
@@ -148,10 +135,11 @@ def test_cache_new_then_match_then_mismatch(node, tmp_path):
     assert states[2][1] == "mismatch" and states[2][0] != "match"
 
 
-def test_deleted_cache_file_gives_new_identity(node, tmp_path):
+def test_deleted_identity_gives_a_stranger(node, tmp_path):
     ca, cb = str(tmp_path / "alice.zid"), str(tmp_path / "bob.zid")
     _call(node, ("--cache", ca), ("--cache", cb), duration=0.3)
     os.remove(ca)
+    os.remove(ca + ".id")
     alice, bob = _call(node, ("--cache", ca), ("--cache", cb), duration=0.3)
     # a fresh ZID is a stranger to bob, not an impostor: "new" on both sides (RFC 6189 §4.9)
     assert alice.first("secure")["cache"] == "new" and bob.first("secure")["cache"] == "new"

@@ -72,3 +72,14 @@ def test_log_is_compacted_and_peers_are_bounded():
     assert c.lookup((0).to_bytes(12, "big")) is None     # least recently used went first
     r = ZidCache(be, clock=clk)
     assert len(r) == C.MAX_PEERS and r.lookup((C.MAX_PEERS + 4).to_bytes(12, "big"))["rs1"] == b"x" * 32
+
+
+def test_set_zid_keeps_identity_across_a_lost_cache():
+    from microwitch.zrtp.cache import ZidCache, MemoryBackend as _MB
+    zid = b"\x01" * 12
+    c = ZidCache(_MB(), rand=lambda n: b"\x02" * n)
+    c.set_zid(zid)
+    assert c.zid() == zid
+    fresh = ZidCache(_MB(), rand=lambda n: b"\x03" * n)  # the cache file was deleted
+    fresh.set_zid(zid)
+    assert fresh.zid() == zid and fresh.lookup(b"\x09" * 12) is None

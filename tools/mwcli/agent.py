@@ -210,6 +210,9 @@ def run(args):
     cache = None
     if args.cache:
         cache = ZidCache(FileBackend(args.cache), rand=os.urandom)
+        err = _identity(args.cache + ".id", cache)
+        if err:
+            return _fail(err)
     opts = {"user": args.user, "password": args.password, "proxy": ("udp", pai[4][0], pai[4][1]),
             "sip_local": sip_local, "media_local": media_local, "call": args.call, "answer": args.answer,
             "duration_ms": int(args.duration * 1000) if args.duration else None, "zrtp": args.zrtp}
@@ -229,3 +232,28 @@ def run(args):
         if recorder is not None:
             recorder.close()
     return code
+
+
+def _identity(path, cache):
+    """Our ZID lives in FILE.id beside the cache FILE. Losing the cache (the retained secrets) must not
+    silently make the device a stranger with a new ZID: the peer then sees the same ZID without the shared
+    secret and reports a cache mismatch (RFC 6189 §4.6.1.1), which is what a user has to be told."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        text = None
+    if text is not None:
+        try:
+            zid = bytes.fromhex(text)
+            cache.set_zid(zid)
+        except ValueError:
+            return "--cache: %s is not a ZID (24 hex digits); remove it to start a new identity" % path
+        return None
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(cache.zid().hex() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return None

@@ -125,6 +125,14 @@ class ZidCache:
             self._write({"z": _hex(self._rand(12))})
         return self._zid
 
+    def set_zid(self, zid):
+        """Adopt `zid` as our own (kept by the caller beside the cache, so that losing the cache does not
+        silently give the device a new identity); stored only when it differs."""
+        if len(zid) != 12:
+            raise ValueError("a ZID is 12 bytes")
+        if self._zid != zid:
+            self._write({"z": _hex(zid)})
+
     def lookup(self, peer_zid):
         """None for an unknown peer, else {"rs1", "rs2", "verified"} with expired secrets as None."""
         e = self._peers.get(_hex(peer_zid))
