@@ -58,6 +58,9 @@ def _log_format(v):
 SCHEMA = {
     "domain": (str, "localhost", _hostname),
     "aliases": (list, [], None),
+    # the address phones and peers reach this node at (Via, Record-Route, the PBX contact); needed when
+    # listening on a wildcard address; default: the listen address, or the domain for a wildcard
+    "advertise": (str, "", lambda v: _hostname(v) if v else None),
     "listen": (list, ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"], None),
     "realm": (str, "", None),
     "min_expires": (int, 60, _range(1, 86400)),

@@ -217,3 +217,23 @@ def test_interval_too_brief_retries_with_min_expires():
                                        PBX, 20, WALL)) == []
     st = node.status(WALL)["pbx"][0]
     assert st["state"] == "failed" and "423" in st["reason"]
+
+
+def test_wildcard_listen_advertises_a_real_address():
+    """Listening on 0.0.0.0 must not put 0.0.0.0 into the PBX contact (or Via/Record-Route)."""
+    cfg = config.load('{"domain": "node.lan", "advertise": "192.0.2.10", "listen": ["udp:0.0.0.0:5060"], '
+                      '"pbx": {"address": "udp:127.0.0.1:5080", "domain": "pbx.test"}}')
+    be = MemoryBackend()
+    users = Users(be)
+    users.load()
+    users.add("alice@node.lan", "wonderland")
+    acc = PbxAccounts(be)
+    acc.load()
+    acc.set("alice@node.lan", "201", "pbxsecret", "pbx.test")
+    bindings = Bindings(be)
+    bindings.update("sip:alice@node.lan", [Binding("sip:alice@10.0.0.5", WALL + 3600, 3600, "r1", 1, PHONE)], WALL)
+    node = Node(cfg, users, bindings, _rand, Logger("error", print), b"s" * 32, ["0.0.0.0"], acc)
+    node.set_listen([("udp", "0.0.0.0", 5060)])
+    reg = [m for m, a in _sends(node.tick(0, WALL)) if a == PBX][0]
+    assert reg.get("Contact") == "<sip:201@192.0.2.10:5060>"
+    assert reg.get("Via").startswith("SIP/2.0/UDP 192.0.2.10:5060;")

@@ -33,6 +33,8 @@ class Node:
         self.accounts = accounts
         self.log = log
         self.txl = TransactionLayer(max_transactions=cfg.get("max_transactions", 4096))
+        if cfg.get("advertise"):
+            local_hosts = list(local_hosts) + [cfg["advertise"]]
         self.registrar = Registrar(cfg, users, bindings, rand, node_secret, log.info, local_hosts)
         self.bridge = None
         if cfg.get("pbx") and accounts is not None:

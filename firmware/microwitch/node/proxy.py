@@ -142,7 +142,12 @@ class Proxy:
         self._count = 0
 
     def set_listen(self, bound):
+        adv = self.cfg.get("advertise")
         for proto, host, port in bound:
+            if adv:
+                host = adv
+            elif host in ("0.0.0.0", "::"):
+                host = self.cfg["domain"]  # a wildcard is no address: the domain must then resolve to us
             self.me.setdefault(proto, (host, port))
             self.my_ports.add(port)
 
