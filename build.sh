@@ -4,7 +4,9 @@
 #   ./build.sh setup          install what the project needs (idempotent; every command does it first)
 #   ./build.sh test           everything CI runs: pytest, then the portable tests under MicroPython
 #                             (wasm) against the sources and against the compiled .mpy image
-#   ./build.sh build [board]  compile firmware/microwitch to bytecode .mpy (build/mpy/) + size report
+#   ./build.sh build [board]  compile firmware/microwitch to bytecode .mpy (build/mpy/), then lay out
+#                             build/<board>/ = exactly the files to copy onto esp32|openwrt|rpi|unix
+#                             (default unix), with a size report (also in build/<board>.size.txt)
 #   ./build.sh run [args…]    run a node from the host CLI with state in .state/
 #   ./build.sh bench [name…]  run tools/bench/<name>.py (all of them without a name)
 #
@@ -189,7 +191,7 @@ cmd_bench() {
 }
 
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 main() {

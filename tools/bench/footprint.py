@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Footprint of the firmware in flash and RAM, measured under wasm MicroPython 1.27 (./build.sh bench footprint).
+
+Flash: the .mpy bytes of the node (the import closure of adapter/device.py, exactly what `./build.sh build
+esp32` installs) and of the agent (the closure of sip/, zrtp/, crypto/, compat, plus agent/, media/ and the
+agent loop where they exist: see build_images.agent_entries). RAM, from gc.mem_alloc() differences in wasm
+MicroPython (a 32-bit heap like an ESP32's) loading the compiled .mpy, with the ESP32 board's default config:
+heap after boot, heap per registered binding (1,000 digest REGISTERs through the node), heap per live INVITE
+(a call ringing through the proxy: server + client transaction + response context), and a whole scenario
+(50 users registered + 10 calls ringing). Goals: node <= 120 KB .mpy, <= 400 B per binding, the scenario
+<= 100 KB. The last line is the contract:
+
+BENCH footprint node_mpy_bytes=<n> agent_mpy_bytes=<n> bytes_per_binding=<n> bytes_per_call=<n> boot_heap=<n>
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import build_images  # noqa: E402
+
+N_BINDINGS = 1000
+N_CALLS = 50
+SCENARIO_USERS = 50
+SCENARIO_CALLS = 10
+GOAL_NODE_MPY = 120 * 1024
+GOAL_PER_BINDING = 400
+GOAL_SCENARIO = 100 * 1024
+PROBE = os.path.join(ROOT, "tools", "bench", "_footprint_probe.py")
+
+
+def mpy_bytes(modules):
+    return sum(os.path.getsize(os.path.join(build_images.OUT_ROOT, m[:-3] + ".mpy")) for m in modules)
+
+
+def board_config():
+    """The ESP32 board's default node config, with the address main.py would fill in."""
+    with open(os.path.join(ROOT, "board", "esp32", "config.json")) as f:
+        d = json.load(f)
+    d.setdefault("domain", "lan")
+    d.setdefault("listen", ["udp:192.0.2.1:5060", "tcp:192.0.2.1:5060"])
+    return d
+
+
+def run_probe():
+    tmp = tempfile.mkdtemp(prefix="mw-footprint-")
+    try:
+        shutil.copyfile(PROBE, os.path.join(tmp, "test_footprint_probe.py"))
+        with open(os.path.join(tmp, "_fp_config.py"), "w") as f:
+            f.write("CONFIG = %r\nN_BINDINGS = %d\nN_CALLS = %d\nSCENARIO_USERS = %d\nSCENARIO_CALLS = %d\n"
+                    % (json.dumps(board_config()), N_BINDINGS, N_CALLS, SCENARIO_USERS, SCENARIO_CALLS))
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "mptest.py"), "--mpy",
+                            os.path.join(tmp, "test_footprint_probe.py")], capture_output=True, text=True,
+                           timeout=1200)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    vals = {}
+    for line in p.stdout.splitlines():
+        if line.startswith("FOOTPRINT "):
+            k, _, v = line[10:].partition("=")
+            vals[k] = v
+    if p.returncode != 0:
+        sys.stdout.write(p.stdout + p.stderr)
+        raise SystemExit("footprint: the MicroPython probe failed")
+    return vals
+
+
+def main():
+    build_images.build_generic(quiet=True)
+    node_mods = build_images.closure(build_images.NODE_ENTRIES)
+    agent_entries = build_images.agent_entries()
+    agent_mods = build_images.closure(agent_entries)
+    node_b = mpy_bytes(node_mods)
+    agent_b = mpy_bytes(agent_mods)
+    by_pkg = {}
+    for m in node_mods:
+        pkg = m.split("/")[1] if m.count("/") > 1 else "(top)"
+        by_pkg[pkg] = by_pkg.get(pkg, 0) + mpy_bytes([m])
+    print("node .mpy: %d bytes in %d modules (%s)" % (node_b, len(node_mods), ", ".join(
+        "%s %d" % kv for kv in sorted(by_pkg.items(), key=lambda kv: -kv[1]))))
+    print("agent .mpy: %d bytes in %d modules, closure of %s" % (agent_b, len(agent_mods), " ".join(agent_entries)))
+    v = run_probe()
+    per_binding = int(v["bytes_per_binding"])
+    per_call = int(v["bytes_per_call"])
+    boot = int(v["boot_heap"])
+    scenario = int(v["scenario_heap"])
+    scenario_state = int(v["scenario_state"])
+    print("heap after boot: %d bytes = %s code (%s microwitch modules loaded from .mpy; frozen into an ESP32 "
+          "firmware it stays in flash) + %s state (%s)" % (boot, v["boot_code_heap"], v["boot_modules"],
+                                                           v["boot_state_heap"], v["boot_notes"]))
+    print("heap per binding: %d bytes (over %d digest REGISTERs: %s; of that the Binding object alone %s)"
+          % (per_binding, N_BINDINGS, v["binding_parts"], v["binding_object"]))
+    print("heap per live INVITE: %d bytes (over %d ringing calls; server/client transactions %s; a parsed "
+          "Message costs %s, and a ringing call holds several)" % (per_call, N_CALLS, v["live_transactions"],
+                                                                   v["parsed_message"]))
+    print("scenario (ESP32 config): %d users registered + %d calls ringing = %d bytes of heap with the code "
+          "loaded from .mpy, %d bytes of state alone (%s)"
+          % (SCENARIO_USERS, SCENARIO_CALLS, scenario, scenario_state, v["scenario_parts"]))
+    print("while they linger (Timer J, 32 s on UDP) each finished REGISTER transaction holds %s bytes: %d phones "
+          "registering at once peak at about %d bytes more" % (v["lingering_register_txn"], SCENARIO_USERS,
+                                                            2 * SCENARIO_USERS * int(v["lingering_register_txn"])))
+    for name, got, goal in (("node .mpy", node_b, GOAL_NODE_MPY), ("bytes per binding", per_binding, GOAL_PER_BINDING),
+                            ("50+10 heap, .mpy in RAM", scenario, GOAL_SCENARIO),
+                            ("50+10 heap, code frozen", scenario_state, GOAL_SCENARIO)):
+        print("goal %-26s %8d <= %-8d %s" % (name, got, goal, "met" if got <= goal else "MISSED"))
+    print("BENCH footprint node_mpy_bytes=%d agent_mpy_bytes=%d bytes_per_binding=%d bytes_per_call=%d boot_heap=%d"
+          % (node_b, agent_b, per_binding, per_call, boot))
+
+
+if __name__ == "__main__":
+    main()
