@@ -237,7 +237,12 @@ def _imports(rel):
     with open(os.path.join(SRC_ROOT, rel), "rb") as f:
         tree = ast.parse(f.read(), rel)
     names = []
-    for n in ast.walk(tree):
+    nodes = ast.walk(tree)
+    if rel == LAZY_BACKENDS:
+        # compat's function-level imports are back-ends loaded on first use (see its comments); the image
+        # that needs one brings it with its own entries (AGENT_ENTRIES has crypto/ and media/)
+        nodes = _outside_functions(tree)
+    for n in nodes:
         if isinstance(n, ast.Import):
             names.extend(a.name for a in n.names)
         elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
@@ -251,6 +256,23 @@ def _imports(rel):
         for cand in (path + ".py", path + "/__init__.py"):
             if os.path.isfile(os.path.join(SRC_ROOT, cand)):
                 out.add(cand)
+    return out
+
+
+LAZY_BACKENDS = "microwitch/compat.py"
+
+
+def _outside_functions(tree):
+    """Every node of `tree` that is not inside a function or class body."""
+    import ast
+    todo = list(tree.body)
+    out = []
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        out.append(n)
+        todo.extend(ast.iter_child_nodes(n))
     return out
 
 

@@ -40,14 +40,20 @@ try:
     md5 = _hashlib.md5
 except AttributeError:
     from microwitch.crypto.md5 import md5
+# Back-ends only the agent needs (SHA-1 for SRTP, SHA-384, AES, CRC-32C, MODP) are imported inside functions,
+# on first use: a node never loads them, and node images (tools/build_images.py) leave them out.
 try:
     sha1 = _hashlib.sha1
 except AttributeError:
-    from microwitch.crypto.sha1 import sha1
+    def sha1(data=b""):
+        from microwitch.crypto.sha1 import sha1 as f
+        return f(data)
 try:
     sha384 = _hashlib.sha384
 except AttributeError:
-    from microwitch.crypto.sha512 import sha384
+    def sha384(data=b""):
+        from microwitch.crypto.sha512 import sha384 as f
+        return f(data)
 
 try:
     from cryptolib import aes as _cl_aes
@@ -73,15 +79,15 @@ except ImportError:
             def encrypt(self, block):
                 return self._e.update(bytes(block))
     except ImportError:
-        from microwitch.crypto.aes import AES as aes_ecb
+        def aes_ecb(key):
+            from microwitch.crypto.aes import AES
+            return AES(key)
 
 # Key agreement: x25519(k, u), x25519_base(k), p256_public(secret), p256_shared(secret, peer_xy).
 # Native `cryptography` where it exists (CPython); the pure modules otherwise. Both raise ValueError for
 # the same bad inputs (the P-256 checks are the pure module's, so the two back-ends agree exactly).
 try:
     from cryptography.hazmat.primitives.asymmetric import ec as _ec, x25519 as _cx
-
-    from microwitch.crypto.p256 import p256_point as _p256_point, p256_scalar as _p256_scalar
 
     def x25519(k, u):
         """X25519 (RFC 7748) on `cryptography`; ValueError for an all-zero result."""
@@ -94,10 +100,12 @@ try:
         return _cx.X25519PrivateKey.from_private_bytes(bytes(k)).public_key().public_bytes_raw()
 
     def p256_public(secret):
+        from microwitch.crypto.p256 import p256_scalar as _p256_scalar
         n = _ec.derive_private_key(_p256_scalar(secret), _ec.SECP256R1()).public_key().public_numbers()
         return n.x.to_bytes(32, "big") + n.y.to_bytes(32, "big")
 
     def p256_shared(secret, peer):
+        from microwitch.crypto.p256 import p256_point as _p256_point, p256_scalar as _p256_scalar
         x, y = _p256_point(peer)
         priv = _ec.derive_private_key(_p256_scalar(secret), _ec.SECP256R1())
         return priv.exchange(_ec.ECDH(), _ec.EllipticCurvePublicNumbers(x, y, _ec.SECP256R1()).public_key())
@@ -123,6 +131,23 @@ except ImportError:
 # the pure modules everywhere else. Each pure module stays importable for the cross-checks.
 import sys as _sys
 
+
+
+def crc32c(data, crc=0):
+    from microwitch.crypto.crc32c import crc32c as f
+    return f(data, crc)
+
+
+def modp_public(bits, secret):
+    from microwitch.crypto.modp import modp_public as f
+    return f(bits, secret)
+
+
+def modp_shared(bits, secret, peer):
+    from microwitch.crypto.modp import modp_shared as f
+    return f(bits, secret, peer)
+
+
 if _sys.implementation.name == "cpython":
     import hmac as _std_hmac
 
@@ -136,15 +161,15 @@ if _sys.implementation.name == "cpython":
         def crc32c(data, crc=0):
             return _crc_extend(crc, bytes(data))
     except ImportError:
-        from microwitch.crypto.crc32c import crc32c
+        pass
 
     try:
         from cryptography.hazmat.primitives.asymmetric import dh as _dh
-        from microwitch.crypto.modp import _prime, _exponent
 
         _MODP_PARAMS = {}
 
         def _modp_key(bits, secret):
+            from microwitch.crypto.modp import _prime, _exponent
             p = _prime(bits)
             pn = _MODP_PARAMS.get(bits)
             if pn is None:
@@ -157,6 +182,7 @@ if _sys.implementation.name == "cpython":
             return key.exchange(_dh.DHPublicNumbers(2, pn).public_key())
 
         def modp_shared(bits, secret, peer):
+            from microwitch.crypto.modp import _prime
             p = _prime(bits)
             if len(peer) != bits // 8:
                 raise ValueError("MODP peer value must be %d bytes" % (bits // 8))
@@ -166,11 +192,9 @@ if _sys.implementation.name == "cpython":
             pn, key = _modp_key(bits, secret)
             return key.exchange(_dh.DHPublicNumbers(y, pn).public_key())
     except ImportError:
-        from microwitch.crypto.modp import modp_public, modp_shared
+        pass
 else:
-    from microwitch.crypto.hmac import hmac
-    from microwitch.crypto.crc32c import crc32c
-    from microwitch.crypto.modp import modp_public, modp_shared
+    from microwitch.crypto.hmac import hmac  # the node's nonces and flow tokens need it
 
 try:
     from os import urandom as random_bytes
