@@ -25,7 +25,8 @@ MP_PKG="$MP_DIR/node_modules/@micropython/micropython-webassembly-pyscript/micro
 STATE_DIR="$ROOT/.state"
 # real peers for the interop tests and benchmarks, plus what builds the bzrtp reference helper
 APT_PACKAGES=(sip-tester kamailio linphone-cli tshark dnsmasq-base iproute2
-              libbzrtp-dev libbctoolbox-dev libsqlite3-dev pkg-config gcc)
+              libbzrtp-dev libbctoolbox-dev libsqlite3-dev pkg-config gcc
+              libzbar0 zbar-tools librsvg2-bin)
 APT_WAIT_MAX_S=1800
 
 say() { printf '==> %s\n' "$*"; }
