@@ -26,7 +26,7 @@ STATE_DIR="$ROOT/.state"
 # real peers for the interop tests and benchmarks, plus what builds the bzrtp reference helper
 APT_PACKAGES=(sip-tester kamailio linphone-cli tshark dnsmasq-base iproute2
               libbzrtp-dev libbctoolbox-dev libsqlite3-dev pkg-config gcc
-              libzbar0 zbar-tools librsvg2-bin)
+              libzbar0 zbar-tools librsvg2-bin chromium)
 APT_WAIT_MAX_S=1800
 
 say() { printf '==> %s\n' "$*"; }

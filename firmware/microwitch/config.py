@@ -43,6 +43,22 @@ def _hostname(v):
     return None
 
 
+def _web_addr(v):
+    """'' (off) or HOST:PORT for the node's web page; a LAN address, never all interfaces by default."""
+    if v == "":
+        return None
+    host, _, port = v.rpartition(":")
+    if not host or _hostname(host.strip("[]")):
+        return "must be '' (off) or HOST:PORT, e.g. '192.168.1.1:8080'"
+    try:
+        port = int(port)
+    except ValueError:
+        return "port must be a number"
+    if not 1 <= port <= 65535:
+        return "port must be 1..65535"
+    return None
+
+
 def _level(v):
     if v not in ("debug", "info", "warning", "error"):
         return "must be one of debug, info, warning, error"
@@ -82,6 +98,7 @@ SCHEMA = {
     "dns_dead_s": (int, 60, _range(1, 86400)),
     "federation_rate": (int, 20, _range(1, 100000)),
     "federation_burst": (int, 40, _range(1, 100000)),
+    "web": (str, "", _web_addr),
     "log_level": (str, "info", _level),
     "log_format": (str, "plain", _log_format),
 }

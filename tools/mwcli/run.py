@@ -13,9 +13,12 @@ from microwitch.store.files import FileBackend
 from microwitch.store.users import Users
 from microwitch.store.bindings import Bindings
 from microwitch.store.pbx_accounts import PbxAccounts
+from microwitch.web.calls import CallTable
+from microwitch.web.nodeview import ErrorRing, snapshot
 from mwcli.state import add_state_arg, load_config, fail, status_path
 
 _STATUS_EVERY_S = 2
+_VIEW_EVERY_S = 1  # how often the web page's snapshot of the node is refreshed
 
 
 def register(sub):
@@ -30,9 +33,8 @@ def _line(text):
     sys.stdout.flush()
 
 
-def run(args):
-    cfg = load_config(args.state, args.config)
-    log = Logger(cfg["log_level"], _line, cfg["log_format"] == "syslog")
+def _build(cfg, args, log, calls):
+    """The node and its poll loop for `cfg` (again after the web page's first run changed the domain)."""
     backend = FileBackend(args.state)
     users = Users(backend, read_only=True)
     users.load()
@@ -48,29 +50,53 @@ def run(args):
         resolv_conf = None
     node = Node(cfg, users, bindings, random_bytes, log, random_bytes(32), [h for _, h, _ in listen], accounts,
                 resolv_conf)
+    if calls is not None:
+        node.observe = calls.observe_msg  # the web page's live-call view (read-only)
     try:
         loop = PollLoop(node, listen, log, cfg["max_tcp_connections"], cfg["max_tcp_per_source"],
                         cfg["tcp_idle_s"])
     except OSError as e:
         fail("cannot listen on %s: %s" % (", ".join(cfg["listen"]), e.strerror or e))
     node.set_listen(loop.bound)
-    gc_settle()
     log.info("microwitch node for %s: %d users, %d bindings restored, state %s" %
              (cfg["domain"], len(users), restored, os.path.abspath(args.state)))
     if not len(users):
         log.warning("no users yet: add one with `tools/microwitch user add alice@%s`" % cfg["domain"])
     for b in loop.bound:
         _line("listening %s:%s:%d" % b)
+    return node, loop
+
+
+def run(args):
+    cfg = load_config(args.state, args.config)
+    errors = ErrorRing(_line, wall_s)
+    log = Logger(cfg["log_level"], errors.write, cfg["log_format"] == "syslog")
+    calls = CallTable() if cfg["web"] else None
+    node, loop = _build(cfg, args, log, calls)
+    gc_settle()
+    view = [None]
+    reload = [False]
+    if cfg["web"]:
+        try:
+            from mwcli.web import start_web
+        except ImportError as e:  # microdot missing: say so rather than run without the page asked for
+            fail("config 'web' is set but the web page cannot load (%s): pip install -r requirements.txt" % e)
+        udp = [(h, p) for proto, h, p in loop.bound if proto == "udp"] or [(h, p) for _, h, p in loop.bound]
+        start_web(cfg, args, log, lambda: view[0], reload, udp[0])
 
     def stop(signum, frame):
         loop.running = False
+        reload[0] = False
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     status_file = status_path(args.state)
-    last = [None, 0]
+    last = [None, 0, 0]
 
     def publish():
         now = wall_s()
+        if calls is not None and now - last[2] >= _VIEW_EVERY_S:
+            last[2] = now
+            view[0] = snapshot(node, calls, errors, now)  # replaced whole: the web thread only reads it
         if now - last[1] < _STATUS_EVERY_S:
             return
         last[1] = now
@@ -85,9 +111,20 @@ def run(args):
                 f.write(text)
             os.replace(tmp, status_file)
     try:
-        while loop.running:
-            loop.step()
-            publish()
+        while True:
+            while loop.running and not reload[0]:
+                loop.step()
+                publish()
+            if not reload[0]:
+                break
+            # the web page's first run wrote a new domain: the same process serves it from now on
+            reload[0] = False
+            bound = loop.bound
+            loop.close()
+            cfg = load_config(args.state, args.config)
+            cfg["listen"] = ["%s:%s:%d" % b for b in bound]  # the same sockets (a port 0 stays the port it got)
+            node, loop = _build(cfg, args, log, calls)
+            last[2] = 0
     finally:
         loop.close()
         try:

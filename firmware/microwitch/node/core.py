@@ -45,6 +45,7 @@ class Node:
         self.proxy = Proxy(cfg, self.txl, self.registrar, users, rand, node_secret, log.info, self.bridge,
                            accounts, self.federation)
         self._users_checked = None
+        self.observe = None  # optional callable(msg, wall) shown every parsed message
 
     def _me(self, proto):
         return self.proxy.me.get(proto) or next(iter(self.proxy.me.values()))
@@ -60,6 +61,8 @@ class Node:
             msg = parse(data, source[0] != "udp")
         except ParseError as e:
             return self._unparseable(e.message, source, e.reason, getattr(e, "status", 400))
+        if self.observe is not None:
+            self.observe(msg, wall)  # read-only watchers (the web page's live calls); never alters routing
         if msg.is_request:
             events, actions = self.txl.on_request(msg, source, now)
         else:
