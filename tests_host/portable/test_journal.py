@@ -247,3 +247,23 @@ def test_users_read_only_reader_sees_writer_changes():
     assert reader.refresh()
     assert reader.get("dave@x.org") is not None and reader.get("erin@x.org") is None
     assert be.writes == w
+
+
+def test_compaction_inside_put_keeps_the_change_the_owner_has_not_applied_yet():
+    """Owners (users, bindings) update their table after put() returns; a compaction triggered by that very
+    put must neither lose a new key nor resurrect a deleted one."""
+    be = MemoryBackend()
+    d = {"victim": 1, "hot": 0}
+    j = Journal(be, "t", lambda: d.items())
+    j.load()
+    j.put("victim", 1)
+    j.put("hot", 0)
+    j.due = lambda: True   # compact inside every put from here on
+    before = j.compactions
+    j.put("victim", None)  # the owner still holds "victim" while put runs ...
+    del d["victim"]        # ... and drops it only afterwards
+    j.put("new", 7)        # likewise a new key the owner has not stored yet
+    d["new"] = 7
+    assert j.compactions == before + 2
+    back = Journal(be, "t", lambda: {}.items()).load()
+    assert back == {"hot": 0, "new": 7}

@@ -144,7 +144,17 @@ class Journal:
             self._sizes[key] = len(rec)
             self.live += len(rec)
         if self.due():
-            self.compact()
+            self._rewrite(self._overlay(key, value))
+
+    def _overlay(self, key, value):
+        """The owner's live set with this put applied. Owners update their own table after put() returns, so
+        a compaction inside put must add the change itself, or it would lose a new key or bring a deleted
+        one back."""
+        for k, v in self._snapshot():
+            if k != key:
+                yield k, v
+        if value is not None:
+            yield key, value
 
     def delete(self, key):
         self.put(key, None)
