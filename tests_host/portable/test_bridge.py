@@ -237,3 +237,25 @@ def test_wildcard_listen_advertises_a_real_address():
     reg = [m for m, a in _sends(node.tick(0, WALL)) if a == PBX][0]
     assert reg.get("Contact") == "<sip:201@192.0.2.10:5060>"
     assert reg.get("Via").startswith("SIP/2.0/UDP 192.0.2.10:5060;")
+
+
+def test_a_two_second_registration_reaches_the_pbx_before_the_periodic_check():
+    """The bridge follows an accepted REGISTER at once: a short-lived binding cannot come and go unseen."""
+    node, bindings, _, _ = _setup(registered=False)
+    node.tick(0, WALL)  # the periodic check ran: nothing to do yet
+    ha1 = ha1_hex("MD5", "alice", "localhost", "wonderland")
+    req = ("REGISTER sip:localhost SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:40001;branch=z9hG4bKr%d;rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:alice@localhost>;tag=a\r\nTo: <sip:alice@localhost>\r\n"
+           "Call-ID: reg-1\r\nCSeq: %d REGISTER\r\nContact: <sip:alice@10.0.0.5:5062>;expires=2\r\n%s"
+           "Content-Length: 0\r\n\r\n")
+    chal = _sends(node.receive((req % (1, 1, "")).encode(), PHONE, 10, WALL))[0][0]
+    nonce = [v for v in chal.get_all("WWW-Authenticate") if "MD5" in v][0].split('nonce="')[1].split('"')[0]
+    r = response_hex("MD5", ha1, nonce, "00000001", "c", "auth", "REGISTER", "sip:localhost")
+    auth = ('Authorization: Digest username="alice", realm="localhost", nonce="%s", uri="sip:localhost", '
+            'response="%s", algorithm=MD5, qop=auth, nc=00000001, cnonce="c"\r\n' % (nonce, r))
+    cfg_min = node.registrar.min_expires
+    node.registrar.min_expires = 1
+    sends = _sends(node.receive((req % (2, 2, auth)).encode(), PHONE, 20, WALL))
+    node.registrar.min_expires = cfg_min
+    assert [m.status for m, a in sends if a == PHONE] == [200]
+    assert [m.method for m, a in sends if a == PBX] == ["REGISTER"]  # within the same step, not a second later

@@ -102,24 +102,7 @@ class Bridge:
         acts = []
         present = set(self.accounts.addresses())
         for address in present:
-            rec = self.accounts.get(address)
-            reg = self.regs.get(address)
-            if reg is not None and reg.ext != rec["ext"]:
-                # the extension changed: take the old one down (its own credentials), then start afresh
-                reg.wanted = False
-                acts.extend(self._drive(reg, now))
-                if reg.state == IDLE and reg.txn is None:
-                    del self.regs[address]
-                continue
-            live = bool(self.registrar.lookup("sip:" + address, wall))
-            if reg is None:
-                if not live:
-                    continue
-                reg = self.regs[address] = _Reg(address, rec, self.expires, hexlify(self.rand(12)).decode())
-            else:
-                reg.rec = rec  # a changed PBX password applies from the next REGISTER on
-            reg.wanted = live
-            acts.extend(self._drive(reg, now))
+            acts.extend(self._check(address, now, wall))
         for address in list(self.regs):
             if address not in present:  # account removed: take its registration down
                 reg = self.regs[address]
@@ -128,6 +111,34 @@ class Bridge:
                 if reg.state == IDLE:
                     del self.regs[address]
         return acts
+
+    def touch(self, address, now, wall):
+        """A REGISTER of `address` was just accepted: follow her bindings at once rather than at the next
+        periodic check (a short registration must not come and go unseen)."""
+        if self.accounts.get(address) is None:
+            return []
+        return self._check(address, now, wall)
+
+    def _check(self, address, now, wall):
+        """Bring the PBX registration of one account in line with her bindings here."""
+        rec = self.accounts.get(address)
+        reg = self.regs.get(address)
+        if reg is not None and reg.ext != rec["ext"]:
+            # the extension changed: take the old one down (its own credentials), then start afresh
+            reg.wanted = False
+            acts = self._drive(reg, now)
+            if reg.state == IDLE and reg.txn is None:
+                del self.regs[address]
+            return acts
+        live = bool(self.registrar.lookup("sip:" + address, wall))
+        if reg is None:
+            if not live:
+                return []
+            reg = self.regs[address] = _Reg(address, rec, self.expires, hexlify(self.rand(12)).decode())
+        else:
+            reg.rec = rec  # a changed PBX password applies from the next REGISTER on
+        reg.wanted = live
+        return self._drive(reg, now)
 
     def _drive(self, reg, now):
         if reg.txn is not None:

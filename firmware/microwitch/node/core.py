@@ -8,6 +8,7 @@ from microwitch.compat import const
 from microwitch.sip.message import parse, ParseError, make_response
 from microwitch.sip.transaction import TransactionLayer
 from microwitch.sip.uri import parse_uri
+from microwitch.sip.headers import parse_name_addr
 from microwitch.node.registrar import Registrar
 from microwitch.node.proxy import Proxy
 from microwitch.node.bridge import Bridge
@@ -148,6 +149,8 @@ class Node:
                 return self.proxy.on_ack(msg, source, now, wall)  # ACK for a 2xx: end to end (§16.11)
             if msg.method == "REGISTER":
                 resp = self.registrar.handle(msg, source, now, wall)  # logs its own outcome
+                if self.bridge is not None and resp.status == 200:
+                    return self.txl.respond(txn, resp, now) + self._bridge_touch(msg, now, wall)
             elif self._for_me(msg):
                 resp = self._own(msg)
                 self.log.info("%s %s %s %d %s" % (msg.method, msg.uri[:_MAX_REASON], _addr_text(source),
@@ -183,6 +186,14 @@ class Node:
             resp.set("Retry-After", "5")
             return self.txl.stateless_response(resp, source)
         return []
+
+    def _bridge_touch(self, register, now, wall):
+        """Let the PBX bridge follow a registration change at once."""
+        try:
+            aor = self.registrar.aor_for(parse_name_addr(register.get("To")).uri)
+        except (ParseError, TypeError):
+            return []
+        return self.bridge.touch(aor[4:], now, wall) if aor else []
 
     def _for_me(self, msg):
         """A request addressed to the node itself: no user part, one of our hosts, no Route onward."""
