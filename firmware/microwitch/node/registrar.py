@@ -20,9 +20,9 @@ the forwarder the current contacts. Steps (numbers as in §10.3):
 from binascii import hexlify
 
 from microwitch.compat import const
-from microwitch.sip.headers import ParseError, parse_name_addr, parse_cseq, params_str
+from microwitch.sip.headers import ParseError, parse_name_addr_shared, parse_cseq, params_str
 from microwitch.sip.message import make_response
-from microwitch.sip.uri import parse_uri, aor_key, URI
+from microwitch.sip.uri import parse_uri_shared, aor_key, URI
 from microwitch.sip.digest import DigestAuth, NONCE_TTL_S, MAX_NONCES, ALGORITHMS
 from microwitch.store import StoreFull
 from microwitch.store.bindings import Binding
@@ -38,9 +38,21 @@ _DAYS = ("Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed")  # 1970-01-01 was a Th
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+_date_memo = [None, ""]  # (second, text) of the last http_date: every 200 of one second shares it
+
+
 def http_date(t):
     """RFC 1123 date for Unix time t (RFC 3261 §20.17), e.g. 'Sat, 13 Nov 2010 23:29:00 GMT'."""
     t = int(t)
+    if _date_memo[0] == t:
+        return _date_memo[1]
+    text = _http_date(t)
+    _date_memo[0] = t
+    _date_memo[1] = text
+    return text
+
+
+def _http_date(t):
     days = t // 86400
     rem = t - days * 86400
     # days -> civil date (proleptic Gregorian, era-based)
@@ -104,10 +116,42 @@ def _uri_key(u):
 def _binding_key(b):
     if b.instance is not None:
         return ("i", b.instance, b.reg_id)
-    try:
-        return ("u", _uri_key(parse_uri(b.uri)))
-    except ParseError:
-        return ("u", b.uri)
+    k = b.key
+    if k is None:  # computed once per Binding (its URI never changes)
+        try:
+            k = ("u", _uri_key(parse_uri_shared(b.uri)))
+        except ParseError:
+            k = ("u", b.uri)
+        b.key = k
+    return k
+
+
+# the request headers the registrar reads, gathered in one pass over the message (see _fields)
+_F_REQUIRE = const(0)
+_F_AUTH = const(1)
+_F_CONTACT = const(2)
+_F_PATH = const(3)
+_F_TO = const(4)
+_F_CSEQ = const(5)
+_F_CALL_ID = const(6)
+_F_EXPIRES = const(7)
+_FIELDS = {"Require": _F_REQUIRE, "Authorization": _F_AUTH, "Contact": _F_CONTACT, "Path": _F_PATH,
+           "To": _F_TO, "CSeq": _F_CSEQ, "Call-ID": _F_CALL_ID, "Expires": _F_EXPIRES}
+
+
+def _fields(msg):
+    """[values in wire order, or None] for each _F_ slot: msg.get_all for each, in one pass (header names in
+    a Message are canonical)."""
+    f = [None, None, None, None, None, None, None, None]
+    get = _FIELDS.get
+    for h in msg.headers:
+        i = get(h[0])
+        if i is not None:
+            if f[i] is None:
+                f[i] = [h[1]]
+            else:
+                f[i].append(h[1])
+    return f
 
 
 class _Reject(Exception):
@@ -140,6 +184,7 @@ class Registrar:
         # compared without IPv6 brackets and case; wildcard listen addresses name no host
         self.local = set(h.lower().strip("[]") for h in local if h) - set(("0.0.0.0", "::", ""))
         self._last_auth = ""
+        self._contacts = 0  # contacts in the last 200 (for its log line)
         self.auth = DigestAuth(self.realm, node_secret, rand, cfg.get("nonce_ttl", NONCE_TTL_S),
                                cfg.get("max_nonces", MAX_NONCES), cfg.get("digest_algorithms") or ALGORITHMS)
 
@@ -151,7 +196,7 @@ class Registrar:
     def aor_for(self, uri):
         """AoR key for a URI string or URI naming a local user ('sip:user@<domain>'), else None."""
         try:
-            u = parse_uri(uri) if isinstance(uri, str) else uri
+            u = parse_uri_shared(uri) if isinstance(uri, str) else uri
         except ParseError:
             return None
         if u.scheme not in ("sip", "sips") or u.user is None or not self.is_local(u.host):
@@ -173,7 +218,7 @@ class Registrar:
         except _Reject as r:
             resp = make_response(msg, r.status, r.reason, self._tag())
             for name, value in r.headers:
-                resp.add(name, value)
+                resp.headers.append([name, value])  # names written canonically in this module
         self._log(msg, aor, source, resp)
         return resp
 
@@ -181,19 +226,21 @@ class Registrar:
     def _register(self, msg, source, now_ms, wall_s):
         # 1: Request-URI
         try:
-            ruri = parse_uri(msg.uri)
+            ruri = parse_uri_shared(msg.uri)
         except ParseError:
             raise _Reject(400, "Bad Request-URI")
         if ruri.scheme not in ("sip", "sips"):
             raise _Reject(416, "Unsupported URI Scheme")
         if not self.is_local(ruri.host):
             raise _Reject(403, "Domain not served here")
+        f = _fields(msg)
         # 2: Require
-        bad = [t for t in msg.get_all("Require") if t.lower() not in SUPPORTED]
-        if bad:
-            raise _Reject(420, "Bad Extension", [("Unsupported", t) for t in bad])
+        if f[_F_REQUIRE] is not None:
+            bad = [t for t in f[_F_REQUIRE] if t.lower() not in SUPPORTED]
+            if bad:
+                raise _Reject(420, "Bad Extension", [("Unsupported", t) for t in bad])
         # 3: authentication
-        creds = self.auth.pick(msg.get_all("Authorization"))
+        creds = self.auth.pick(f[_F_AUTH] or ())
         res = self.auth.check("REGISTER", msg.uri, creds, self._ha1, now_ms)
         if not res.ok:
             self._last_auth = res.reason
@@ -201,7 +248,7 @@ class Registrar:
                           [("WWW-Authenticate", v) for v in self.auth.challenges(now_ms, res.stale)])
         # 5 (checked before 4 so the owner check compares a valid AoR): To
         try:
-            to_uri = parse_uri(parse_name_addr(msg.get("To")).uri)
+            to_uri = parse_uri_shared(parse_name_addr_shared(f[_F_TO][0]).uri)
         except (ParseError, TypeError, AttributeError):
             raise _Reject(400, "Bad To")
         aor = self.aor_for(to_uri)
@@ -211,17 +258,17 @@ class Registrar:
         if to_uri.user != res.username:
             raise _Reject(403, "Not the owner of this address")
         try:
-            cseq, cmethod = parse_cseq(msg.get("CSeq"))
-        except (ParseError, AttributeError):
+            cseq, cmethod = parse_cseq(f[_F_CSEQ][0])
+        except (ParseError, TypeError):
             raise _Reject(400, "Bad CSeq")
-        call_id = msg.get("Call-ID") or ""
+        call_id = f[_F_CALL_ID][0] if f[_F_CALL_ID] is not None else ""
         if len(call_id) > _MAX_CALL_ID:
             raise _Reject(400, "Call-ID too long")
         # 6 + 7: contacts
-        values = msg.get_all("Contact")
+        values = f[_F_CONTACT]
         old = self.bindings.current(aor, wall_s)
         if values:
-            new = self._apply(msg, values, old, call_id, cseq, source, wall_s)
+            new = self._apply(f, values, old, call_id, cseq, source, wall_s)
             if len(new) > self.bindings.max_contacts:
                 raise _Reject(403, "Too many contacts")
             if new and not self.bindings.has_room_for(aor, wall_s):
@@ -235,20 +282,25 @@ class Registrar:
             old = new
         # 8: 200 OK with all current bindings
         resp = make_response(msg, 200, "OK", self._tag())
+        hs = resp.headers
         for b in old:
-            c = b.contact + ";expires=%d" % max(0, b.expires - wall_s)
+            e = b.expires - wall_s
+            c = b.contact + ";expires=" + str(e if e > 0 else 0)
             if b.q is not None:
                 c += ";q=" + _q_str(b.q)
-            resp.add("Contact", c)
-        for p in msg.get_all("Path"):
-            resp.add("Path", p)
+            hs.append(["Contact", c])
+        self._contacts = len(old)
+        if f[_F_PATH] is not None:
+            for p in f[_F_PATH]:
+                hs.append(["Path", p])
         if wall_s >= _SANE_WALL:
-            resp.add("Date", http_date(wall_s))
+            hs.append(["Date", http_date(wall_s)])
         return aor, resp
 
-    def _apply(self, msg, values, old, call_id, cseq, source, wall_s):
-        """The AoR's new binding list after this request's contacts (step 6 and 7), or _Reject."""
-        hdr_exp = msg.get("Expires")
+    def _apply(self, f, values, old, call_id, cseq, source, wall_s):
+        """The AoR's new binding list after this request's contacts (step 6 and 7), or _Reject. `f` is the
+        request's _fields."""
+        hdr_exp = f[_F_EXPIRES][0] if f[_F_EXPIRES] is not None else None
         if "*" in values:
             if len(values) != 1 or hdr_exp is None or hdr_exp.strip() != "0":
                 raise _Reject(400, "Contact * needs Expires: 0 and no other Contact")
@@ -261,14 +313,14 @@ class Registrar:
             default = _digits(hdr_exp.strip(), 0xFFFFFFFF)
             if default is None:
                 raise _Reject(400, "Bad Expires")
-        path = msg.get_all("Path") or None
+        path = f[_F_PATH]
         if path and sum(len(p) for p in path) > _MAX_PATH:
             raise _Reject(400, "Path too long")
         incoming = {}  # key -> (uri, contact, expires, q, instance, reg_id); the last one of a key wins
         for v in values:
             try:
-                na = parse_name_addr(v)
-                u = parse_uri(na.uri)
+                na = parse_name_addr_shared(v)  # shared: read only
+                u = parse_uri_shared(na.uri)
             except ParseError:
                 raise _Reject(400, "Bad Contact")
             if u.scheme not in ("sip", "sips"):
@@ -317,17 +369,19 @@ class Registrar:
             if b.call_id == call_id and cseq <= b.cseq:
                 raise _Reject(500, "CSeq out of order")
             if got[2] != 0:
-                new.append(self._binding(got, call_id, cseq, source, path, wall_s, b.lease))
+                new.append(self._binding(key, got, call_id, cseq, source, path, wall_s, b.lease))
         for key in incoming:
             got = incoming[key]
             if got[2] != 0:
-                new.append(self._binding(got, call_id, cseq, source, path, wall_s, 0))
+                new.append(self._binding(key, got, call_id, cseq, source, path, wall_s, 0))
         return new
 
-    def _binding(self, got, call_id, cseq, source, path, wall_s, lease):
+    def _binding(self, key, got, call_id, cseq, source, path, wall_s, lease):
         uri, contact, e, q, inst, rid = got
-        return Binding(uri, wall_s + e, e, call_id, cseq, (source[0], source[1], source[2]), q, inst, rid,
-                       path, contact, lease)
+        b = Binding(uri, wall_s + e, e, call_id, cseq, (source[0], source[1], source[2]), q, inst, rid,
+                    path, contact, lease)
+        b.key = key
+        return b
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _ha1(self, username, algorithm):
@@ -347,5 +401,5 @@ class Registrar:
         if resp.status == 401:
             line += " (" + self._last_auth + ")"
         elif resp.status == 200:
-            line += " contacts=%d" % len(resp.get_all("Contact"))
+            line += " contacts=%d" % self._contacts
         self.log(line)

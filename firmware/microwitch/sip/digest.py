@@ -1,19 +1,23 @@
 """SIP digest authentication, server side (RFC 3261 §22, RFC 7616 §3, RFC 8760: SHA-256 before MD5).
 
 Challenges offer `algorithm=SHA-256` then `algorithm=MD5` (order and subset configurable), both
-`qop="auth"`, one nonce. Nonces need no state to verify: base64(ts ‖ rnd ‖ HMAC-SHA256(key, ts ‖ rnd)[:12])
-with ts = 4-byte seconds of the monotonic clock, rnd = 8 random bytes (32 characters). The HMAC key is the
+`qop="auth"`, one nonce. Nonces need no state to verify: base64(ts ‖ seq ‖ rnd ‖ HMAC-SHA256(key, ts ‖ seq ‖
+rnd)[:12]) with ts = 4-byte seconds of the monotonic clock, seq = 4-byte issue counter, rnd = 4 random bytes
+(32 characters). The HMAC key is the
 node secret plus 16 random bytes drawn at start, so nonces die with the process: the monotonic clock restarts
 and the `nc` table is lost on a restart, and a pre-restart nonce must not come back as fresh. A nonce older
 than `ttl_s` (or from the future, e.g. after a clock wrap) is answered with `stale=true`, which makes phones
 retry without asking the user; so is a nonce that is not ours at all (most often one from before a restart).
 
-Replay protection: the highest `nc` seen is kept per nonce (keyed by 30 bits of its random part, ~20 bytes
-an entry) for up to `max_nonces` (MAX_NONCES) nonces; a request whose `nc` is not above it is refused. When
-the table is full the entry used first is evicted and its timestamp raises a watermark: a nonce at or below
-the watermark that is not in the table may be an evicted one, so it is refused too (stale=true: the phone
-just gets a fresh nonce). Only a verified response touches the table, so a forger cannot burn a phone's
-nonce counts.
+Replay protection: the highest `nc` seen is kept per nonce (keyed by 30 bits of its issue counter, so no two
+nonces of the last 2**30 share a key; ~20 bytes an entry) for up to `max_nonces` (MAX_NONCES) nonces; a
+request whose `nc` is not above it is refused. When the table is full the entry used first is evicted and
+its (timestamp, counter) raises a watermark: a nonce not in the table from before the watermark second may be
+an evicted one, so it is refused too (stale=true: the phone just gets a fresh nonce). Within the watermark
+second the counter orders nonces, so one issued after every evicted one is accepted on first use while it is
+at most _FRESH_S seconds old (at thousands of registrations a second the table turns over within a second,
+and nonces still in flight must not be refused); an older one is refused, as before. Only a verified
+response touches the table, so a forger cannot burn a phone's nonce counts.
 
 Only `qop=auth` is accepted. The RFC 2069 form (no qop, no nc, no cnonce) is refused: without `nc` a
 captured request could be replayed for the whole nonce lifetime, and every SIP phone since RFC 3261 sends
@@ -23,20 +27,20 @@ import struct
 from binascii import hexlify, b2a_base64, a2b_base64
 
 from microwitch.compat import const, md5, sha256
-from microwitch.compat import hmac
+from microwitch.compat import tags_equal
 from microwitch.sip.uri import parse_uri
 from microwitch.sip.headers import ParseError
 
 NONCE_TTL_S = const(300)
 MAX_NONCES = const(4096)
 _MAC_LEN = const(12)
-_RND_LEN = const(8)
+_RND_LEN = const(8)  # bytes after the timestamp: 4-byte issue counter + 4 random bytes
+_FRESH_S = const(2)  # a nonce from the watermark second is accepted on first use only while this young
 _NONCE_RAW = const(24)  # 4 + 8 + 12 bytes -> 32 base64 characters, no padding
 _NONCE_CHARS = const(32)
 _MAX_AUTH_LEN = const(4096)
 _MAX_PARAMS = const(24)
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_TOKEN_END = " \t,="
 
 ALGORITHMS = ("SHA-256", "MD5")  # offer order (RFC 8760 §2.4: the preferred algorithm first)
 
@@ -69,26 +73,27 @@ def ct_equal(a, b):
         b = b.encode()
     if len(a) != len(b):
         return False
-    r = 0
-    for i in range(len(a)):
-        r |= a[i] ^ b[i]
-    return r == 0
+    return tags_equal(a, b)
 
 
 def parse_credentials(value):
     """Parse an Authorization value 'Digest k=v, k="q,v", ...' into {lower-case name: str}.
 
-    Returns None for anything that is not well-formed Digest credentials (never raises).
+    Returns None for anything that is not well-formed Digest credentials (never raises). Scans with
+    str.find (C on both runtimes); only a quoted value holding a backslash is walked per character.
     """
     if not isinstance(value, str) or len(value) > _MAX_AUTH_LEN:
         return None
     s = value.strip()
     n = len(s)
-    i = 0
-    while i < n and s[i] not in " \t":
-        i += 1
-    if s[:i].lower() != "digest":
+    if s[:6].lower() != "digest" or (n > 6 and s[6] != " " and s[6] != "\t"):
         return None
+    if "\\" not in s:
+        out = _split_credentials(s)
+        if out is not None:
+            return out
+    # the general scanner: exact for every input, also the ones the split above leaves to it
+    i = 6
     out = {}
     count = 0
     while True:
@@ -99,43 +104,43 @@ def parse_credentials(value):
         count += 1
         if count > _MAX_PARAMS:
             return None
-        j = i
-        while j < n and s[j] not in _TOKEN_END and s[j] != '"':
-            j += 1
-        name = s[i:j].lower()
-        if not name:
+        # name: up to '=', optionally followed by blanks; none of ' \t,"' inside
+        e = s.find("=", i)
+        if e < 0:
             return None
-        i = j
-        while i < n and s[i] in " \t":
-            i += 1
-        if i >= n or s[i] != "=":
+        name = s[i:e]
+        if " " in name or "\t" in name:
+            name = name.rstrip(" \t")
+            if " " in name or "\t" in name:
+                return None
+        if not name or "," in name or '"' in name:
             return None
-        i += 1
+        name = name.lower()
+        i = e + 1
         while i < n and s[i] in " \t":
             i += 1
         if i < n and s[i] == '"':
-            i += 1
-            buf = []
-            while True:
-                if i >= n:
-                    return None  # unterminated quoted string
-                ch = s[i]
-                if ch == "\\":
-                    if i + 1 >= n:
-                        return None
-                    buf.append(s[i + 1])
-                    i += 2
-                    continue
-                if ch == '"':
-                    i += 1
-                    break
-                buf.append(ch)
-                i += 1
-            val = "".join(buf)
+            e = s.find('"', i + 1)
+            if e < 0:
+                return None  # unterminated quoted string
+            if s.find("\\", i + 1, e) < 0:
+                val = s[i + 1:e]
+                i = e + 1
+            else:
+                i, val = _unquote_escaped(s, i + 1)
+                if i < 0:
+                    return None
         else:
-            j = i
-            while j < n and s[j] not in " \t,":
-                j += 1
+            # token: up to blank or ','
+            j = s.find(",", i)
+            if j < 0:
+                j = n
+            k = s.find(" ", i, j)
+            if k >= 0:
+                j = k
+            k = s.find("\t", i, j)
+            if k >= 0:
+                j = k
             val = s[i:j]
             if not val:
                 return None
@@ -148,6 +153,68 @@ def parse_credentials(value):
         if i < n and s[i] != ",":
             return None
     return out or None
+
+
+def _split_credentials(s):
+    """parse_credentials for the usual shape, with no backslash in s: the quotes then delimit the quoted
+    values exactly. Each quoted value is replaced by a \\x01 mark and the rest is one comma list of
+    `name=token` / `name=<mark>`. Returns the dict, or None for anything else (the caller's scanner then
+    decides, so this only has to be right when it answers)."""
+    parts = s[6:].split('"')
+    if not len(parts) & 1 or "\x01" in s:
+        return None  # an odd number of quotes, or a mark character of its own
+    quoted = parts[1::2]
+    q = 0
+    out = {}
+    flat = "\x01".join(parts[0::2]).lstrip(" \t")  # the blanks after "Digest" separate too
+    if ", " in flat:
+        flat = flat.replace(", ", ",")  # a blank after a comma is always a separator
+    blanks = " " in flat or "\t" in flat
+    for item in flat.split(","):
+        name, eq, val = item.partition("=")
+        if not eq:
+            if item.strip(" \t"):
+                return None
+            continue  # empty list element
+        if blanks:
+            name = name.strip(" \t")
+            val = val.strip(" \t")
+            if " " in name or "\t" in name or " " in val or "\t" in val:
+                return None
+        if not name or not val or "\x01" in name:
+            return None
+        if val == "\x01":
+            val = quoted[q]
+            q += 1
+        elif "\x01" in val:
+            return None
+        name = name.lower()
+        if name in out:
+            return None
+        out[name] = val
+    if not out or len(out) > _MAX_PARAMS:
+        return None
+    return out
+
+
+def _unquote_escaped(s, i):
+    """Quoted-string content from s[i] (after the opening quote) with backslash escapes:
+    (index after the closing quote, text), or (-1, None) if it does not end."""
+    n = len(s)
+    buf = []
+    while i < n:
+        ch = s[i]
+        if ch == "\\":
+            if i + 1 >= n:
+                return -1, None
+            buf.append(s[i + 1])
+            i += 2
+            continue
+        if ch == '"':
+            return i + 1, "".join(buf)
+        buf.append(ch)
+        i += 1
+    return -1, None
 
 
 class AuthResult:
@@ -188,7 +255,13 @@ class DigestAuth:
         self.realm = realm
         self.ttl_s = ttl_s
         self._rand = rand
-        self._key = bytes(node_secret) + rand(16)
+        key = bytes(node_secret) + rand(16)
+        if len(key) > 64:
+            key = sha256(key).digest()
+        key = key + bytes(64 - len(key))
+        # HMAC-SHA256 (RFC 2104) with the key's pads prepared once: two hash calls per nonce
+        self._ipad = bytes(b ^ 0x36 for b in key)
+        self._opad = bytes(b ^ 0x5C for b in key)
         self._max = max_nonces
         # replay table, sized for small heaps: key = 30 bits of the nonce's random part (a small int on
         # MicroPython, no allocation) -> highest nc. A key collision only makes two nonces share one
@@ -197,24 +270,26 @@ class DigestAuth:
         self._nc = {}
         self._ring_k = [-1] * max_nonces  # keys in order of first use; the oldest is evicted
         self._ring_t = [0] * max_nonces  # their nonce timestamps
+        self._ring_s = [0] * max_nonces  # and issue counters
         self._pos = 0
-        self._watermark = -1  # highest ts among evicted nonces
+        self._watermark = -1  # highest (ts, counter) among evicted nonces
+        self._watermark_seq = -1
+        self._issued = 0  # issue counter of the next nonce (32 bits, wraps)
 
     # -- nonces --------------------------------------------------------------------------------------------
     def _mac(self, head):
-        return hmac(sha256, self._key, head)[:_MAC_LEN]
+        return sha256(self._opad + sha256(self._ipad + head).digest()).digest()[:_MAC_LEN]
 
     def new_nonce(self, now_ms):
-        head = struct.pack(">I", (now_ms // 1000) & 0xFFFFFFFF) + self._rand(_RND_LEN)
+        seq = self._issued
+        self._issued = (seq + 1) & 0xFFFFFFFF
+        head = struct.pack(">II", (now_ms // 1000) & 0xFFFFFFFF, seq) + self._rand(_RND_LEN - 4)
         return b2a_base64(head + self._mac(head)).decode().strip()
 
     def _nonce_ts(self, nonce):
-        """(timestamp s, replay-table key) if `nonce` is one of ours, else None."""
-        if len(nonce) != _NONCE_CHARS:
+        """(timestamp s, replay-table key, issue counter) if `nonce` is one of ours, else None."""
+        if len(nonce) != _NONCE_CHARS or nonce.strip(_B64):
             return None
-        for ch in nonce:
-            if ch not in _B64:
-                return None
         try:
             raw = a2b_base64(nonce.encode())
         except ValueError:
@@ -224,7 +299,8 @@ class DigestAuth:
         head = raw[:4 + _RND_LEN]
         if not ct_equal(self._mac(head), raw[4 + _RND_LEN:]):
             return None
-        return struct.unpack(">I", raw[:4])[0], struct.unpack(">I", raw[4:8])[0] & 0x3FFFFFFF
+        ts, seq = struct.unpack(">II", raw[:8])
+        return ts, seq & 0x3FFFFFFF, seq
 
     def challenges(self, now_ms, stale=False, opaque=None):
         """WWW-Authenticate values (SHA-256 then MD5 by default), sharing one fresh nonce."""
@@ -237,23 +313,32 @@ class DigestAuth:
         return ['Digest realm="%s", nonce="%s", algorithm=%s%s' % (self.realm, nonce, alg, tail)
                 for alg in self.algorithms]
 
-    def _seen(self, key, ts, nc):
+    def _seen(self, key, ts, nc, seq=None, now_s=0):
         """True if `nc` is fresh for the nonce with table `key` (and record it); False for a replay or a
-        nonce that may have been evicted."""
+        nonce that may have been evicted. `seq` is the nonce's issue counter (None: unknown, ordered last
+        within its second), `now_s` the time of use (see _FRESH_S)."""
         last = self._nc.get(key)
         if last is not None:
             if nc <= last:
                 return False
             self._nc[key] = nc
             return True
-        if ts <= self._watermark:
-            return False
+        wm = self._watermark
+        if ts <= wm:
+            if ts < wm or seq is None or seq <= self._watermark_seq or now_s - ts > _FRESH_S:
+                return False
+        if seq is None:
+            seq = 0xFFFFFFFF
         pos = self._pos
         old = self._ring_k[pos]
-        if old >= 0 and self._nc.pop(old, None) is not None and self._ring_t[pos] > self._watermark:
-            self._watermark = self._ring_t[pos]
+        if old >= 0 and self._nc.pop(old, None) is not None:
+            t = self._ring_t[pos]
+            if t > wm or (t == wm and self._ring_s[pos] > self._watermark_seq):
+                self._watermark = t
+                self._watermark_seq = self._ring_s[pos]
         self._ring_k[pos] = key
         self._ring_t[pos] = ts
+        self._ring_s[pos] = seq
         self._pos = (pos + 1) % self._max
         self._nc[key] = nc
         return True
@@ -312,6 +397,6 @@ class DigestAuth:
         age = (now_ms // 1000) - ts
         if age < 0 or age > self.ttl_s:
             return AuthResult(False, "nonce expired", stale=True)
-        if nc < 1 or not self._seen(tk[1], ts, nc):
+        if nc < 1 or not self._seen(tk[1], ts, nc, tk[2], now_ms // 1000):
             return AuthResult(False, "nonce count replayed", stale=True)
         return AuthResult(True, "ok", username=username, algorithm=alg)

@@ -17,9 +17,29 @@ _HOST_CHARS = _ALNUM + "-."
 _IPV6_CHARS = "0123456789abcdefABCDEF:."
 _SCHEME_CHARS = _ALNUM + "+-."
 _DIGITS = "0123456789"
+_DIGITS_DOT = _DIGITS + "."
 # characters allowed in an unquoted generic parameter value: token / host (incl. IPv6 reference);
 # ':' '/' '@' '?' '&' '=' '$' are tolerated because real stacks put them into extension params.
 _PVALUE_CHARS = _ALNUM + "-.!%*_+`'~[]:/@?&=$#"
+
+
+# parse_via / parse_name_addr (and uri.parse_uri) remember recent values: one message's values are parsed
+# by the parser, then again by the transaction layer, the registrar and make_response. A memo is two dicts
+# (young, old) of up to _MEMO_MAX entries; a full young one becomes the old one, so at least the last
+# _MEMO_MAX values are always there. Only values that parsed are kept; results are never changed in place.
+_MEMO_MAX = const(16)
+_memo_via = [{}, {}]
+_memo_addr = [{}, {}]
+_memo_hp = [{}, {}]
+
+
+def memo_put(memo, key, value):
+    """Remember `value` for `key` in a two-generation memo (see above)."""
+    young = memo[0]
+    if len(young) >= _MEMO_MAX:
+        memo[1] = young
+        young = memo[0] = {}
+    young[key] = value
 
 
 class ParseError(Exception):
@@ -47,7 +67,7 @@ def is_token(s):
 
 def parse_digits(s, limit, what):
     """Parse a run of ASCII digits as an int in [0, limit]; ParseError naming `what` otherwise."""
-    if not s or not _all_in(s, _DIGITS):
+    if not s or s.strip(_DIGITS):
         raise ParseError("bad " + what)
     if len(s) > 10:
         raise ParseError(what + " out of range")
@@ -86,13 +106,20 @@ def check_host(host):
         if host[-1] != "]" or not _is_ipv6(host[1:-1]):
             raise ParseError("bad IPv6 reference")
         return host.lower()
-    if not _all_in(host, _HOST_CHARS):
+    if host.strip(_HOST_CHARS):
         raise ParseError("bad host")
+    if "-" not in host and ".." not in host and host[0] != "." and host[-1] != ".":
+        # fast paths (every label non-empty, no hyphens): a name whose toplabel starts with a letter,
+        # or a dotted quad; anything else is left to the full rules below
+        if host[host.rfind(".") + 1] not in _DIGITS:
+            return host.lower()
+        if not host.strip(_DIGITS_DOT) and _is_ipv4(host.split(".")):
+            return host
     labels = host.split(".")
     if len(labels) > 1 and not labels[-1]:
         labels.pop()  # fully qualified name with a trailing dot
     last = labels[-1]
-    if last and _all_in(last, _DIGITS):
+    if last and not last.strip(_DIGITS):
         if host[-1] == "." or not _is_ipv4(labels):
             raise ParseError("bad IPv4 address")
         return host
@@ -108,7 +135,9 @@ def _is_ipv4(parts):
     if len(parts) != 4:
         return False
     for p in parts:
-        if not p or len(p) > 3 or not _all_in(p, _DIGITS) or int(p) > 255:
+        # 1 to 3 digits, at most 255 (for three digits a string comparison is a numeric one)
+        n = len(p)
+        if not n or n > 3 or p.strip(_DIGITS) or (n == 3 and p > "255"):
             return False
     return True
 
@@ -153,7 +182,19 @@ def _is_ipv6(a):
 
 
 def split_hostport(hp):
-    """`host[:port]` (host may be `[v6]`) -> (host lower-case, port int or None); LWS around ':' allowed."""
+    """`host[:port]` (host may be `[v6]`) -> (host lower-case, port int or None); LWS around ':' allowed.
+
+    Memoised: the same sent-by / host appears in several headers of one message and of a peer's messages."""
+    r = _memo_hp[0].get(hp)
+    if r is None:
+        r = _memo_hp[1].get(hp)
+        if r is None:
+            r = _split_hostport(hp)
+            memo_put(_memo_hp, hp, r)
+    return r
+
+
+def _split_hostport(hp):
     hp = hp.strip()
     if hp[:1] == "[":
         e = hp.find("]")
@@ -273,7 +314,7 @@ def params_of(s):
     if not s.strip():
         raise ParseError("empty parameter")
     params = {}
-    for p in split_quoted(s, ";"):
+    for p in (s.split(";") if '"' not in s and "<" not in s else split_quoted(s, ";")):
         e = p.find("=")
         if e < 0:
             name = p.strip()
@@ -287,9 +328,9 @@ def params_of(s):
                 end = unquote(value, 0)[1]
                 if end != len(value):
                     raise ParseError("bad quoted parameter")
-            elif not _all_in(value, _PVALUE_CHARS):
+            elif value.strip(_PVALUE_CHARS):
                 raise ParseError("bad parameter value")
-        if not is_token(name):
+        if not name or name.strip(TOKEN_CHARS):
             raise ParseError("bad parameter" if name else "empty parameter")
         params[name.lower()] = value
     return params
@@ -331,21 +372,45 @@ class Via:
 
 
 def parse_via(value):
-    """Parse one Via element; ParseError on anything that is not `SIP/2.0/transport sent-by params`."""
+    """Parse one Via element; ParseError on anything that is not `SIP/2.0/transport sent-by params`.
+
+    Each call returns a new Via (callers may change its params); repeated values are served from a small
+    memo, since the parser, the transaction layer and the TU all parse the same top Via."""
+    r = parse_via_shared(value)
+    return Via(r.transport, r.host, r.port, dict(r.params))
+
+
+def parse_via_shared(value):
+    """parse_via without the copy: the Via returned is shared with later callers and must not be changed."""
+    r = _memo_via[0].get(value)
+    if r is None:
+        r = _memo_via[1].get(value)
+        if r is None:
+            r = _parse_via(value)
+            memo_put(_memo_via, value, r)
+    return r
+
+
+def _parse_via(value):
     v = value.strip()
-    i1 = v.find("/")
-    i2 = v.find("/", i1 + 1) if i1 >= 0 else -1
-    if i2 < 0:
-        raise ParseError("bad Via")
-    if v[:i1].strip().upper() != "SIP" or v[i1 + 1:i2].strip() != "2.0":
-        raise ParseError("bad Via protocol")
-    rest = v[i2 + 1:].lstrip()
-    n = len(rest)
-    j = 0
-    while j < n and rest[j] != " " and rest[j] != "\t":
-        j += 1
+    if v[:8] == "SIP/2.0/":
+        rest = v[8:].lstrip()
+    else:
+        i1 = v.find("/")
+        i2 = v.find("/", i1 + 1) if i1 >= 0 else -1
+        if i2 < 0:
+            raise ParseError("bad Via")
+        if v[:i1].strip().upper() != "SIP" or v[i1 + 1:i2].strip() != "2.0":
+            raise ParseError("bad Via protocol")
+        rest = v[i2 + 1:].lstrip()
+    j = rest.find(" ")
+    t = rest.find("\t")
+    if t >= 0 and (j < 0 or t < j):
+        j = t
+    if j < 0:
+        j = len(rest)
     transport = rest[:j]
-    if not is_token(transport):
+    if not transport or transport.strip(TOKEN_CHARS):
         raise ParseError("bad Via transport")
     rest = rest[j:].strip()
     if not rest:
@@ -385,13 +450,26 @@ class NameAddr:
         return "<NameAddr " + self.to_str() + ">"
 
 
-def _check_display_tokens(d):
-    if d.strip(_DISPLAY_CHARS):
-        raise ParseError("bad display name")
-
-
 def parse_name_addr(value):
-    """Parse `"Display" <uri>;params`, `Display <uri>;params` or `uri;params` (addr-spec)."""
+    """Parse `"Display" <uri>;params`, `Display <uri>;params` or `uri;params` (addr-spec).
+
+    Each call returns a new NameAddr; repeated values are served from a small memo (see parse_via)."""
+    r = parse_name_addr_shared(value)
+    return NameAddr(r.uri, r.display, dict(r.params))
+
+
+def parse_name_addr_shared(value):
+    """parse_name_addr without the copy: the result is shared with later callers and must not be changed."""
+    r = _memo_addr[0].get(value)
+    if r is None:
+        r = _memo_addr[1].get(value)
+        if r is None:
+            r = _parse_name_addr(value)
+            memo_put(_memo_addr, value, r)
+    return r
+
+
+def _parse_name_addr(value):
     s = value.strip()
     if not s:
         raise ParseError("empty address")
@@ -400,12 +478,16 @@ def parse_name_addr(value):
         rest = s[i:].lstrip()
         if rest[:1] != "<":
             raise ParseError("display name without <URI>")
+    elif s[0] == "<":
+        display = None
+        rest = s
     else:
         lt = s.find("<")
         if lt >= 0:
             d = s[:lt].strip()
             if d:
-                _check_display_tokens(d)
+                if d.strip(_DISPLAY_CHARS):
+                    raise ParseError("bad display name")
                 display = " ".join(d.split())
             else:
                 display = None
@@ -423,10 +505,11 @@ def parse_name_addr(value):
     if gt < 0:
         raise ParseError("unterminated <")
     uri = rest[1:gt]
-    for c in " \t<\"":
-        if c in uri:
-            raise ParseError("bad URI in <>")
+    if " " in uri or "\t" in uri or "<" in uri or '"' in uri:
+        raise ParseError("bad URI in <>")
     check_scheme(uri)
+    if gt + 1 == len(rest):
+        return NameAddr(uri, display, {})
     after = rest[gt + 1:].strip()
     if not after:
         return NameAddr(uri, display, {})

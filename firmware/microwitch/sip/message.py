@@ -23,8 +23,9 @@ Decisions worth knowing:
 from microwitch.compat import const
 from microwitch.sip.headers import (  # noqa: F401  (re-exported API)
     ParseError, Via, NameAddr, parse_via, parse_name_addr, parse_cseq, parse_params, split_list,
-    is_token, parse_digits, check_scheme, quote, unquote, split_quoted)
-from microwitch.sip.uri import parse_uri
+    is_token, parse_digits, check_scheme, quote, unquote, split_quoted, parse_via_shared, parse_name_addr_shared,
+    TOKEN_CHARS)
+from microwitch.sip.uri import parse_uri_shared
 
 MAX_MESSAGE = const(65535)     # bytes: a bigger datagram or stream message is refused
 MAX_HEADERS = const(100)       # header lines (after unfolding)
@@ -69,6 +70,12 @@ for _n in ("Allow", "Supported", "Require", "Proxy-Require", "Unsupported", "Acc
            "Accept-Language", "In-Reply-To", "Allow-Events"):
     _KIND[_n] = _K_LIST
 _CORE = ("Via", "From", "To", "Call-ID", "CSeq")
+_K_OTHER = const(0)
+# any spelling the parser meets most (canonical, lower-case, compact) -> (canonical name, kind): one lookup
+_INFO = {}
+for _l in _CANON:
+    _n = _CANON[_l]
+    _INFO[_l] = _INFO[_n] = (_n, _KIND.get(_n, _K_OTHER))
 
 
 def _canon(name):
@@ -165,29 +172,25 @@ class Message:
     def to_bytes(self):
         """Serialize with CRLF line ends; Content-Length always written from len(body)."""
         body = self.body
+        cl = "Content-Length: " + str(len(body))
+        # every Content-Length entry becomes `cl` (and only those can: a name holds no ": ")
+        lines = [cl if h[0] == "Content-Length" else h[0] + ": " + h[1] for h in self.headers]
+        n = lines.count(cl)
+        if n == 0:
+            lines.append(cl)
+        elif n > 1:  # keep the first one only
+            i = lines.index(cl) + 1
+            lines = lines[:i] + [line for line in lines[i:] if line != cl]
         if self.is_request:
-            lines = [self.method + " " + self.uri + " " + self.version]
+            lines.insert(0, self.method + " " + self.uri + " " + self.version)
         else:
-            lines = [self.version + " " + str(self.status) + " " + self.reason]
-        cl = False
-        for h in self.headers:
-            name = h[0]
-            if name == "Content-Length":
-                if cl:
-                    continue
-                cl = True
-                lines.append("Content-Length: " + str(len(body)))
-            else:
-                lines.append(name + ": " + h[1])
-        if not cl:
-            lines.append("Content-Length: " + str(len(body)))
-        lines.append("")
-        lines.append("")
-        text = "\r\n".join(lines)
-        n = len(lines) - 1
-        if text.count("\n") != n or text.count("\r") != n:
+            lines.insert(0, self.version + " " + str(self.status) + " " + self.reason)
+        flat = "".join(lines)
+        if "\r" in flat or "\n" in flat:
             raise ValueError("CR or LF inside a start line or header value")
-        return text.encode() + body
+        lines.append("")
+        lines.append("")
+        return "\r\n".join(lines).encode() + body
 
     def __eq__(self, other):
         """Field equality; Content-Length entries are ignored (they are derived from the body)."""
@@ -271,7 +274,8 @@ def _parse(data, stream):
     text = _decode(data[pos:end])
     lines = text.split("\r\n")
     nl = len(lines) - 1
-    if text.count("\r") != nl or text.count("\n") != nl:
+    flat = "".join(lines)  # a CR or LF left once the CRLFs are gone is a bare one
+    if "\r" in flat or "\n" in flat:
         raise ParseError("bare CR or LF")
     if nl > _MAX_LINES:  # physical lines; logical ones (MAX_HEADERS) are checked below
         raise ParseError("too many header lines")
@@ -305,11 +309,11 @@ def _parse(data, stream):
         if len(parts) != 3:
             start_err = "bad request line"
         msg.method = parts[0]
-        msg.uri = " ".join(parts[1:-1])
+        msg.uri = parts[1] if len(parts) == 3 else " ".join(parts[1:-1])
         version = parts[-1]
         msg.is_request = True
         if start_err is None:
-            if not is_token(msg.method):
+            if not msg.method or msg.method.strip(TOKEN_CHARS):
                 start_err = "bad method"
             elif not msg.uri or msg.uri[0] == "<":
                 start_err = "bad Request-URI"
@@ -345,28 +349,33 @@ def _parse(data, stream):
 
     # One pass: split lists, note single-valued headers (counts: name -> first value), parse every
     # Via now (a broken Via means no response can be routed: drop) and keep the first other error
-    # for after the core check (then it is answerable with 400).
+    # for after the core check (then it is answerable with 400). The parsed values stay in the
+    # helpers' memo, so the transaction layer and the TU get them back without parsing again.
     headers = msg.headers
     deferred = None
     counts = {}
+    info_get = _INFO.get
+    long_lines = len(text) > MAX_HEADER_LEN  # else no logical line can be longer than the limit
     for line in hl:
-        if len(line) > MAX_HEADER_LEN:
+        if long_lines and len(line) > MAX_HEADER_LEN:
             raise ParseError("header line too long")
-        colon = line.find(":")
-        if colon < 1:
+        raw, colon, value = line.partition(":")
+        if not raw or not colon:
             raise ParseError("header without colon" if line else "empty header line")
-        raw = line[:colon]
-        name = _CANON.get(raw.lower())
-        if name is None:
-            raw = raw.rstrip()
-            name = _CANON.get(raw.lower())
-            if name is None:
-                if not is_token(raw):
-                    raise ParseError("bad header name")
-                name = raw
-        value = line[colon + 1:].strip()
-        kind = _KIND.get(name)
-        if kind is None:
+        info = info_get(raw)
+        if info is None:
+            info = info_get(raw.lower())
+            if info is None:
+                raw = raw.rstrip()
+                info = info_get(raw.lower())
+                if info is None:
+                    if not raw or raw.strip(TOKEN_CHARS):
+                        raise ParseError("bad header name")
+                    headers.append([raw, value.strip()])
+                    continue
+        name, kind = info
+        value = value.strip()
+        if kind == _K_OTHER:
             headers.append([name, value])
             continue
         if kind >= _K_SINGLE:
@@ -378,7 +387,7 @@ def _parse(data, stream):
             counts[name] = value
             if kind == _K_ADDR1:
                 try:
-                    parse_name_addr(value)
+                    parse_name_addr_shared(value)
                 except ParseError as e:
                     if deferred is None:
                         deferred = e.reason
@@ -386,8 +395,9 @@ def _parse(data, stream):
                 if (not value or " " in value or "\t" in value) and deferred is None:
                     deferred = "bad Call-ID"
             continue
-        values = (value,)
-        if "," in value:
+        if "," not in value:
+            values = (value,)
+        else:
             try:
                 parts = split_quoted(value, ",")
             except ParseError as e:
@@ -407,12 +417,12 @@ def _parse(data, stream):
         for v in values:
             headers.append([name, v])
             if kind == _K_VIA:
-                parse_via(v)
+                parse_via_shared(v)
                 counts["Via"] = 1
             elif kind == _K_ADDRS:
                 if v != "*" or name != "Contact":
                     try:
-                        parse_name_addr(v)
+                        parse_name_addr_shared(v)
                     except ParseError as e:
                         if deferred is None:
                             deferred = e.reason
@@ -434,7 +444,7 @@ def _parse(data, stream):
                 raise ParseError("CSeq method does not match request")
             scheme = check_scheme(msg.uri)
             if scheme == "sip" or scheme == "sips":
-                if parse_uri(msg.uri).headers:
+                if parse_uri_shared(msg.uri).headers:
                     raise ParseError("headers in Request-URI")
         v = counts.get("Max-Forwards")
         if v is not None:
@@ -521,29 +531,31 @@ def _frame(buf):
     return total if n >= total else 0
 
 
+_RESP_COPY = {"Via": 1, "From": 2, "Call-ID": 2, "CSeq": 2, "To": 3}  # make_response: all Via, one of the others
+
+
 def make_response(request, status, reason, to_tag=None):
     """Build a response to `request` (RFC 3261 §8.2.6): all Via in order, From, To (+ tag if given and
     absent), Call-ID, CSeq; empty body."""
     hs = []
     done = {}
-    for h in request.headers:
+    copy = _RESP_COPY.get
+    for h in [h for h in request.headers if h[0] in _RESP_COPY]:
         n = h[0]
-        if n == "Via":
+        k = copy(n)
+        if k == 1:
             hs.append([n, h[1]])
-        elif n in done:
+            continue
+        if n in done:
             continue  # a broken request may repeat single-valued headers: answer with the first
-        elif n == "From" or n == "Call-ID" or n == "CSeq":
-            done[n] = 1
-            hs.append([n, h[1]])
-        elif n == "To":
-            done[n] = 1
-            v = h[1]
-            if to_tag is not None:
-                try:
-                    has_tag = parse_name_addr(v).tag is not None
-                except ParseError:
-                    has_tag = True
-                if not has_tag:
-                    v = v + ";tag=" + to_tag
-            hs.append([n, v])
+        done[n] = 1
+        v = h[1]
+        if k == 3 and to_tag is not None:
+            try:
+                has_tag = parse_name_addr_shared(v).tag is not None
+            except ParseError:
+                has_tag = True
+            if not has_tag:
+                v = v + ";tag=" + to_tag
+        hs.append([n, v])
     return Message(None, None, status, reason, hs, b"")

@@ -4,7 +4,7 @@
 `to_str`), the host lower-cased, parameters keep their values as written under lower-case names.
 """
 from microwitch.sip.headers import (
-    ParseError, check_scheme, split_hostport, params_str, _ALNUM)
+    ParseError, check_scheme, split_hostport, params_str, memo_put, _ALNUM)
 
 _HEX = "0123456789abcdef"
 # characters a user part may carry unescaped: unreserved / user-unreserved (RFC 3261 §25.1)
@@ -17,6 +17,7 @@ _PARAM_CHARS = _ALNUM + "-_.!~*'()[]/:&+$%"
 _HDR_CHARS = _ALNUM + "-_.!~*'()[]/?:+$%"
 _TEL_CHARS = "0123456789abcdefABCDEF*#+-.()"
 _TEL_VISUAL = "-.()"
+_memo = [{}, {}]  # recent parse_uri results (see headers.memo_put)
 
 
 class URI:
@@ -130,12 +131,30 @@ def _uri_params(s):
 
 
 def parse_uri(s):
-    """Parse a sip:, sips: or tel: URI; ParseError("unsupported URI scheme") for any other scheme."""
+    """Parse a sip:, sips: or tel: URI; ParseError("unsupported URI scheme") for any other scheme.
+
+    Each call returns a new URI (callers may change it); repeated strings are served from a small memo,
+    since one message's Request-URI, To and Contact URIs are parsed by several layers."""
+    u = parse_uri_shared(s)
+    return URI(u.scheme, u.user, u.host, u.port, dict(u.params), dict(u.headers), u.password)
+
+
+def parse_uri_shared(s):
+    """parse_uri without the copy: the URI returned is shared with later callers and must not be changed."""
     if not isinstance(s, str):
         raise ParseError("URI is not text")
-    for c in " \t\r\n<>\"":
-        if c in s:
-            raise ParseError("bad character in URI")
+    u = _memo[0].get(s)
+    if u is None:
+        u = _memo[1].get(s)
+        if u is None:
+            u = _parse(s)
+            memo_put(_memo, s, u)
+    return u
+
+
+def _parse(s):
+    if " " in s or "\t" in s or "\r" in s or "\n" in s or "<" in s or ">" in s or '"' in s:
+        raise ParseError("bad character in URI")
     scheme = check_scheme(s)
     rest = s[len(scheme) + 1:]
     if scheme == "sip" or scheme == "sips":
@@ -160,8 +179,9 @@ def _parse_sip(scheme, rest):
             userinfo = userinfo[:c]
         if not userinfo:
             raise ParseError("empty URI user")
-        _check_chars(userinfo, _USER_RAW, "user")
-        user = unescape(userinfo)
+        if userinfo.strip(_USER_RAW):
+            raise ParseError("bad character in URI user")
+        user = unescape(userinfo) if "%" in userinfo else userinfo
     headers = {}
     q = rest.find("?")
     if q >= 0:

@@ -43,6 +43,7 @@ class Binding:
         self.reg_id = reg_id  # int or None (RFC 5626)
         self.path = path  # list of Path values or None (RFC 3327)
         self.lease = lease
+        self.key = None  # the registrar's identity key for this contact, cached (see node/registrar.py)
 
     def ident(self):
         """What makes a change worth writing (everything but expiry, Call-ID and CSeq)."""
