@@ -116,14 +116,12 @@ def _uri_key(u):
 def _binding_key(b):
     if b.instance is not None:
         return ("i", b.instance, b.reg_id)
-    k = b.key
-    if k is None:  # computed once per Binding (its URI never changes)
-        try:
-            k = ("u", _uri_key(parse_uri_shared(b.uri)))
-        except ParseError:
-            k = ("u", b.uri)
-        b.key = k
-    return k
+    # computed per REGISTER rather than cached on the binding: a binding's RAM is the scarce resource on a
+    # device, and parse_uri_shared remembers the few URIs one REGISTER touches
+    try:
+        return ("u", _uri_key(parse_uri_shared(b.uri)))
+    except ParseError:
+        return ("u", b.uri)
 
 
 # the request headers the registrar reads, gathered in one pass over the message (see _fields)
@@ -285,7 +283,7 @@ class Registrar:
         hs = resp.headers
         for b in old:
             e = b.expires - wall_s
-            c = b.contact + ";expires=" + str(e if e > 0 else 0)
+            c = b.name_addr() + ";expires=" + str(e if e > 0 else 0)
             if b.q is not None:
                 c += ";q=" + _q_str(b.q)
             hs.append(["Contact", c])
@@ -378,10 +376,8 @@ class Registrar:
 
     def _binding(self, key, got, call_id, cseq, source, path, wall_s, lease):
         uri, contact, e, q, inst, rid = got
-        b = Binding(uri, wall_s + e, e, call_id, cseq, (source[0], source[1], source[2]), q, inst, rid,
-                    path, contact, lease)
-        b.key = key
-        return b
+        return Binding(uri, wall_s + e, e, call_id, cseq, (source[0], source[1], source[2]), q, inst, rid,
+                       path, contact, lease)
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _ha1(self, username, algorithm):
