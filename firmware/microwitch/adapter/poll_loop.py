@@ -17,6 +17,7 @@ CRLF (RFC 5626 §4.4.1); responses go back over the connection the request came 
 from microwitch.compat import const, ticks_ms, ticks_diff, wall_s, print_exception, sockaddr, sock_name, \
     CONNECT_PENDING
 from microwitch.sip.message import frame, ParseError, MAX_MESSAGE
+from microwitch.sip.uri import is_ip_literal
 
 _UDP_RECV = const(65535)
 _TCP_RECV = const(16384)
@@ -45,16 +46,6 @@ class SysNet:
             setattr(self, n, getattr(socket, n, None))
         for n in _POLL_NAMES:
             setattr(self, n, getattr(select, n))
-
-
-def _numeric(host):
-    """An IP literal (its getaddrinfo answer never changes, so it may be cached)."""
-    if ":" in host:
-        return True
-    for ch in host:
-        if ch not in "0123456789.":
-            return False
-    return True
 
 
 class _Conn:
@@ -115,7 +106,7 @@ class PollLoop:
         a = self._addrs.get(key)
         if a is None:
             a = self.net.getaddrinfo(host, port, self._fam(host))[0][-1]
-            if _numeric(host):  # a host name is resolved again next time (its address may change)
+            if is_ip_literal(host):  # a host name is resolved again next time (its address may change)
                 if len(self._addrs) >= _ADDR_CACHE:
                     self._addrs.clear()
                 self._addrs[key] = a

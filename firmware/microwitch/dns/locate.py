@@ -17,6 +17,7 @@ from microwitch.compat import const
 from microwitch.dns import message as dm
 from microwitch.dns.cache import POSITIVE, NEGATIVE, NODATA, FAILED
 from microwitch.sip.uri import parse_uri
+from microwitch.sip.uri import is_ip_literal
 
 MAX_TARGETS = const(8)     # addresses in one ordered target list
 MAX_SRV = const(8)         # SRV records used from one SRV set
@@ -24,18 +25,6 @@ MAX_NAPTR = const(4)       # usable NAPTR records followed
 SIP_PORT = const(5060)
 _SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp"}
 _SRV_PREFIX = {"udp": "_sip._udp.", "tcp": "_sip._tcp."}
-
-
-def is_numeric(host):
-    if ":" in host:
-        return True
-    parts = host.split(".")
-    if len(parts) != 4:
-        return False
-    for p in parts:
-        if not p or not p.isdigit() or int(p) > 255:
-            return False
-    return True
 
 
 def _rand_below(rand, n):
@@ -160,7 +149,7 @@ def locate(uri, lookup, rand, trace=None):
         if transport not in ("udp", "tcp"):
             return ("fail", 502, "Bad Gateway (transport %s is not supported by this node)" % transport[:10])
     port = u.port
-    if is_numeric(host):
+    if is_ip_literal(host):
         return ("targets", [(transport or "udp", host, port or SIP_PORT)])
     w = _Walk(lookup, trace)
     out = []

@@ -12,7 +12,7 @@ from binascii import hexlify
 from microwitch.compat import const, sha256
 from microwitch.sip.message import Message, make_response
 from microwitch.sip.headers import ParseError, parse_via, parse_name_addr, parse_cseq
-from microwitch.sip.uri import parse_uri
+from microwitch.sip.uri import parse_uri, is_ip_literal
 from microwitch.sip.transaction import MAGIC_COOKIE
 from microwitch.node import flow
 
@@ -99,11 +99,6 @@ def _copy_headers(headers, mf=None):
     return out
 
 
-def _numeric(host):
-    """An IPv6 or dotted IPv4 literal (no DNS needed), not a name."""
-    return ":" in host or (host.replace(".", "").isdigit() and host.count(".") == 3)
-
-
 def _uri_dest(uri, default_proto="udp"):
     """Next-hop address for a URI (no DNS: a host name is resolved by the adapter)."""
     u = parse_uri(uri) if isinstance(uri, str) else uri
@@ -163,7 +158,7 @@ class Proxy:
         host = u.host.strip("[]")
         if not self.registrar.is_local(host):
             return False
-        return u.port is None or u.port in self.my_ports or not _numeric(host)
+        return u.port is None or u.port in self.my_ports or not is_ip_literal(host)
 
     def _loop_hash(self, msg):
         """RFC 5393 §4.2 / RFC 3261 §16.6 item 8: a hash of what identifies this request's path (the first value
@@ -376,7 +371,7 @@ class Proxy:
     def foreign_dest(self, ruri):
         """The seam for the DNS federation: next hop for a non-local URI, or None. Until RFC 3263 lookups land
         only numeric hosts are reachable (RFC 3263 §4.2: a numeric host needs no lookup)."""
-        if _numeric((ruri.host or "").strip("[]")):
+        if is_ip_literal((ruri.host or "").strip("[]")):
             return _uri_dest(ruri)
         return None
 

@@ -233,3 +233,17 @@ def aor_key(uri):
     if uri.user is None:
         return "sip:" + uri.host
     return "sip:" + escape(uri.user, _USER_CHARS) + "@" + uri.host
+
+
+def is_ip_literal(host):
+    """True for an IPv6 or dotted-quad IPv4 literal (brackets already stripped): a host that needs no DNS
+    (RFC 3263 §4.2) and whose address never changes."""
+    if ":" in host:
+        return True
+    parts = host.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not p or not p.isdigit() or int(p) > 255:
+            return False
+    return True

@@ -22,6 +22,7 @@ from microwitch.web.security import Security, cookie_header, SESSION_COOKIE, PRE
 from microwitch.web.admin import password_error
 from microwitch.web.provision import Tokens, lpconfig
 from microwitch.web.qr import qr_svg
+from microwitch.sip.uri import is_ip_literal
 
 _MIN_SIP_PASSWORD = const(8)
 _MAX_SIP_PASSWORD = const(128)
@@ -259,7 +260,7 @@ class WebApp:
     def _dns(self, csrf):
         host, port = self.sip
         domain = self.cfg["domain"]
-        if _is_ip(host):
+        if is_ip_literal(host):
             target, addr = "node." + domain, host
         else:
             target, addr = host, None
@@ -350,15 +351,6 @@ class WebApp:
         b = self.rand(_GEN_PASSWORD)
         n = len(_PW_ALPHABET)
         return "".join(_PW_ALPHABET[x % n] for x in b)
-
-
-def _is_ip(host):
-    if ":" in host:
-        return True
-    for ch in host:
-        if ch not in "0123456789.":
-            return False
-    return True
 
 
 def domain_error(domain):
