@@ -315,6 +315,7 @@ class Registrar:
         if path and sum(len(p) for p in path) > _MAX_PATH:
             raise _Reject(400, "Path too long")
         incoming = {}  # key -> (uri, contact, expires, q, instance, reg_id); the last one of a key wins
+        by_uri = {}    # the exact URI text of each incoming contact -> its key (a refresh repeats it verbatim)
         for v in values:
             try:
                 na = parse_name_addr_shared(v)  # shared: read only
@@ -357,9 +358,12 @@ class Registrar:
                 raise _Reject(400, "Contact too long")
             key = ("i", inst, rid) if inst is not None else ("u", _uri_key(u))
             incoming[key] = (na.uri, contact, e, q, inst, rid)
+            by_uri[na.uri] = key
         new = []
         for b in old:
-            key = _binding_key(b)
+            key = by_uri.get(b.uri) if b.instance is None else None
+            if key is None or key[0] != "u":
+                key = _binding_key(b)
             got = incoming.pop(key, None)
             if got is None:
                 new.append(b)
