@@ -8,6 +8,7 @@ Test functions run in name order: boot first, while nothing of microwitch is imp
 import gc
 
 from _fp_config import CONFIG, N_BINDINGS, N_CALLS, SCENARIO_USERS, SCENARIO_CALLS
+from silent_net import Net
 
 _BASE = [0]
 _WALL = 1000000
@@ -25,50 +26,6 @@ async def _heap():
 
 def _say(key, value):
     print("FOOTPRINT %s=%s" % (key, value))
-
-
-class _Sock:
-    n = 3
-
-    def __init__(self, fam, typ):
-        _Sock.n += 1
-        self.fd = _Sock.n
-
-    def setsockopt(self, *a):
-        pass
-
-    def bind(self, addr):
-        pass
-
-    def listen(self, n):
-        pass
-
-    def setblocking(self, flag):
-        pass
-
-    def fileno(self):
-        return self.fd
-
-    def close(self):
-        pass
-
-
-class _Poll:
-    def register(self, s, flags):
-        pass
-
-    def poll(self, ms):
-        return []
-
-
-class _Net:
-    AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM, SOL_SOCKET, SO_REUSEADDR, SO_RCVBUF = 2, 10, 1, 2, 1, 2, None
-    POLLIN, POLLOUT, POLLERR, POLLHUP = 1, 4, 8, 16
-    socket = _Sock
-    poll = _Poll
-
-    def getaddrinfo(self, host, port, fam=0):
-        return [(fam, 0, 0, "", (host, port))]
 
 
 class _FlashBackend:
@@ -148,7 +105,7 @@ def _node(n_users, overrides=None):
     node = Node(cfg, users, bindings, _Rand(), Logger("error", print), b"s" * 32, [h for _, h, _ in listen],
                 accounts)
     loop = PollLoop(node, listen, node.log, cfg["max_tcp_connections"], cfg["max_tcp_per_source"],
-                    cfg["tcp_idle_s"], _Net(), lambda: 0, lambda: _WALL)
+                    cfg["tcp_idle_s"], Net(), lambda: 0, lambda: _WALL)
     node.set_listen(loop.bound)
     return node, loop
 

@@ -31,6 +31,7 @@ GOAL_NODE_MPY = 120 * 1024
 GOAL_PER_BINDING = 400
 GOAL_SCENARIO = 100 * 1024
 PROBE = os.path.join(ROOT, "tools", "bench", "_footprint_probe.py")
+SILENT_NET = os.path.join(ROOT, "tools", "mp", "silent_net.py")
 
 
 def mpy_bytes(modules):
@@ -50,6 +51,7 @@ def run_probe():
     tmp = tempfile.mkdtemp(prefix="mw-footprint-")
     try:
         shutil.copyfile(PROBE, os.path.join(tmp, "test_footprint_probe.py"))
+        shutil.copyfile(SILENT_NET, os.path.join(tmp, "silent_net.py"))
         with open(os.path.join(tmp, "_fp_config.py"), "w") as f:
             f.write("CONFIG = %r\nN_BINDINGS = %d\nN_CALLS = %d\nSCENARIO_USERS = %d\nSCENARIO_CALLS = %d\n"
                     % (json.dumps(board_config()), N_BINDINGS, N_CALLS, SCENARIO_USERS, SCENARIO_CALLS))
