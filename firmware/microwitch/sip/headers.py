@@ -33,13 +33,20 @@ _memo_addr = [{}, {}]
 _memo_hp = [{}, {}]
 
 
-def memo_put(memo, key, value):
-    """Remember `value` for `key` in a two-generation memo (see above)."""
-    young = memo[0]
-    if len(young) >= _MEMO_MAX:
-        memo[1] = young
-        young = memo[0] = {}
-    young[key] = value
+def memoized(memo, key, parse):
+    """parse(key), served from a two-generation memo (see above) when `key` was parsed recently. Only values
+    that parsed are remembered: a ParseError is raised again each time."""
+    r = memo[0].get(key)
+    if r is None:
+        r = memo[1].get(key)
+        if r is None:
+            r = parse(key)
+            young = memo[0]
+            if len(young) >= _MEMO_MAX:
+                memo[1] = young
+                young = memo[0] = {}
+            young[key] = r
+    return r
 
 
 class ParseError(Exception):
@@ -185,13 +192,7 @@ def split_hostport(hp):
     """`host[:port]` (host may be `[v6]`) -> (host lower-case, port int or None); LWS around ':' allowed.
 
     Memoised: the same sent-by / host appears in several headers of one message and of a peer's messages."""
-    r = _memo_hp[0].get(hp)
-    if r is None:
-        r = _memo_hp[1].get(hp)
-        if r is None:
-            r = _split_hostport(hp)
-            memo_put(_memo_hp, hp, r)
-    return r
+    return memoized(_memo_hp, hp, _split_hostport)
 
 
 def _split_hostport(hp):
@@ -382,13 +383,7 @@ def parse_via(value):
 
 def parse_via_shared(value):
     """parse_via without the copy: the Via returned is shared with later callers and must not be changed."""
-    r = _memo_via[0].get(value)
-    if r is None:
-        r = _memo_via[1].get(value)
-        if r is None:
-            r = _parse_via(value)
-            memo_put(_memo_via, value, r)
-    return r
+    return memoized(_memo_via, value, _parse_via)
 
 
 def _parse_via(value):
@@ -460,13 +455,7 @@ def parse_name_addr(value):
 
 def parse_name_addr_shared(value):
     """parse_name_addr without the copy: the result is shared with later callers and must not be changed."""
-    r = _memo_addr[0].get(value)
-    if r is None:
-        r = _memo_addr[1].get(value)
-        if r is None:
-            r = _parse_name_addr(value)
-            memo_put(_memo_addr, value, r)
-    return r
+    return memoized(_memo_addr, value, _parse_name_addr)
 
 
 def _parse_name_addr(value):

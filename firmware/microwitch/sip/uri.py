@@ -4,7 +4,7 @@
 `to_str`), the host lower-cased, parameters keep their values as written under lower-case names.
 """
 from microwitch.sip.headers import (
-    ParseError, check_scheme, split_hostport, params_str, memo_put, _ALNUM)
+    ParseError, check_scheme, split_hostport, params_str, memoized, _ALNUM)
 
 _HEX = "0123456789abcdef"
 # characters a user part may carry unescaped: unreserved / user-unreserved (RFC 3261 §25.1)
@@ -17,7 +17,7 @@ _PARAM_CHARS = _ALNUM + "-_.!~*'()[]/:&+$%"
 _HDR_CHARS = _ALNUM + "-_.!~*'()[]/?:+$%"
 _TEL_CHARS = "0123456789abcdefABCDEF*#+-.()"
 _TEL_VISUAL = "-.()"
-_memo = [{}, {}]  # recent parse_uri results (see headers.memo_put)
+_memo = [{}, {}]  # recent parse_uri results (see headers.memoized)
 
 
 class URI:
@@ -143,13 +143,7 @@ def parse_uri_shared(s):
     """parse_uri without the copy: the URI returned is shared with later callers and must not be changed."""
     if not isinstance(s, str):
         raise ParseError("URI is not text")
-    u = _memo[0].get(s)
-    if u is None:
-        u = _memo[1].get(s)
-        if u is None:
-            u = _parse(s)
-            memo_put(_memo, s, u)
-    return u
+    return memoized(_memo, s, _parse)
 
 
 def _parse(s):
