@@ -22,7 +22,7 @@ _VIEW_EVERY_S = 1  # how often the web page's snapshot of the node is refreshed
 
 
 def register(sub):
-    p = sub.add_parser("run", help="run the node (registrar) in the foreground")
+    p = sub.add_parser("run", help="run the node (registrar, proxy, web page) in the foreground")
     add_state_arg(p)
     p.add_argument("--config", help="config file (default: STATE/config.json, created on first run)")
     p.set_defaults(func=run)
