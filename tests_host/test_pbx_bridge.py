@@ -46,8 +46,9 @@ def pbx_password(ext):
 
 
 # -- the PBX ---------------------------------------------------------------------------------------------
-class Pbx:
-    """Kamailio with tests_host/kamailio/pbx.cfg on a loopback UDP port, in its own session."""
+class Pbx(nodeproc.Kamailio):
+    """Kamailio with tests_host/kamailio/pbx.cfg on a loopback UDP port, in its own session (stop() is
+    nodeproc.Kamailio's)."""
 
     def __init__(self, workdir):
         self.workdir = workdir
@@ -73,17 +74,6 @@ class Pbx:
                 return self
         self.stop()
         raise RuntimeError("kamailio did not answer OPTIONS: " + self.log()[-3000:])
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: only the processes we started
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        if getattr(self, "_log", None):
-            self._log.close()
 
     def log(self):
         with open(self.log_path, encoding="latin-1") as f:
