@@ -68,6 +68,18 @@ def microwitch_cli(args, state=None, input_text=None, timeout=60, check=True):
     return p
 
 
+def pss_kb(pid):
+    """Proportional set size of one process in kB (shared pages split between sharers), 0 if it is gone."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def rss_kb(pid):
     """Resident set size of one process in kB (VmRSS from /proc), 0 if it is gone."""
     try:

@@ -54,17 +54,6 @@ CFG = os.path.join(_ROOT, "tools", "bench", "kamailio-proxy.cfg")
 NODE_CONFIG = {"log_level": "warning", "federation_rate": 100000, "federation_burst": 100000}
 
 
-def pss_kb(pid):
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 class KamailioProxy(nodeproc.Kamailio):
     """nodeproc.Kamailio with the proxy config."""
 
@@ -259,11 +248,11 @@ def memory(work, args):
     kam = KamailioProxy(os.path.join(work, "kamailio-hold"), children=args.kamailio_children)
     kam.start()
     try:
-        k_idle = sum(pss_kb(p) for p in kam.pids())
+        k_idle = sum(nodeproc.pss_kb(p) for p in kam.pids())
         callee = Callee((HOST, kam.port), work, "kamailio-hold")
         try:
             k_kb, ok, failed = hold((HOST, kam.port), work, "kamailio-hold",
-                                    lambda: sum(pss_kb(p) for p in kam.pids()))
+                                    lambda: sum(nodeproc.pss_kb(p) for p in kam.pids()))
             failures += failed + (ok != CONCURRENT)
         finally:
             callee.stop()

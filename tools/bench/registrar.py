@@ -33,17 +33,6 @@ RATE = 100000        # sipp -r: high enough that IN_FLIGHT is the real bound
 TIMEOUT_S = 300      # bound on each sipp run
 
 
-def pss_kb(pid):
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def drive(target, users, work, tag, count, in_flight):
     res = nodeproc.run_sipp(target, "register_auth.xml", work, users=users, count=count, rate=RATE,
                             limit=in_flight, timeout_s=TIMEOUT_S, tag=tag)
@@ -79,7 +68,7 @@ def main(argv=None):
     try:
         mw_rate, mw_res = drive(node.udp, users, work, "microwitch", args.count, args.in_flight)
         mw_rss = node.rss_kb()
-        mw_pss = pss_kb(node.pid)
+        mw_pss = nodeproc.pss_kb(node.pid)
     finally:
         node.stop()
     try:
@@ -94,7 +83,7 @@ def main(argv=None):
         k_rate, k_res = drive((nodeproc.HOST, kam.port), users, work, "kamailio", args.count, args.in_flight)
         pids = kam.pids()
         k_rss = kam.rss_kb()
-        k_pss = sum(pss_kb(p) for p in pids)
+        k_pss = sum(nodeproc.pss_kb(p) for p in pids)
     finally:
         kam.stop()
 
