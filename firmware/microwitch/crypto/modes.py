@@ -12,34 +12,28 @@ def _xor(a, b):
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(n, "big")
 
 
-def cfb_encrypt(ecb, iv, data):
-    """CFB-128 encryption; the last block may be short (the keystream is truncated)."""
+def _cfb(ecb, iv, data, decrypt):
     if len(iv) != 16:
         raise ValueError("CFB IV must be 16 bytes")
     out = bytearray(len(data))
     mv = memoryview(data)
     reg = bytes(iv)
     for i in range(0, len(data), 16):
-        p = bytes(mv[i:i + 16])
-        c = _xor(p, ecb.encrypt(reg)[:len(p)])
-        out[i:i + len(c)] = c
-        reg = c
+        block = bytes(mv[i:i + 16])
+        x = _xor(block, ecb.encrypt(reg)[:len(block)])
+        out[i:i + len(x)] = x
+        reg = block if decrypt else x  # the feedback is always the ciphertext
     return bytes(out)
+
+
+def cfb_encrypt(ecb, iv, data):
+    """CFB-128 encryption; the last block may be short (the keystream is truncated)."""
+    return _cfb(ecb, iv, data, False)
 
 
 def cfb_decrypt(ecb, iv, data):
     """CFB-128 decryption (uses the cipher's encrypt direction, like encryption)."""
-    if len(iv) != 16:
-        raise ValueError("CFB IV must be 16 bytes")
-    out = bytearray(len(data))
-    mv = memoryview(data)
-    reg = bytes(iv)
-    for i in range(0, len(data), 16):
-        c = bytes(mv[i:i + 16])
-        p = _xor(c, ecb.encrypt(reg)[:len(c)])
-        out[i:i + len(p)] = p
-        reg = c
-    return bytes(out)
+    return _cfb(ecb, iv, data, True)
 
 
 def ctr_xor(ecb, iv, data, out=None):
