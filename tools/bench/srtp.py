@@ -19,18 +19,16 @@ status is 1.
 """
 import argparse
 import os
-import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+import _wasm  # tools/bench/_wasm.py (the script's own directory is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 OURS_MODULE = os.path.join(HERE, "_srtp_ours.py")
-MPTEST = os.path.join(ROOT, "tools", "mptest.py")
 MP_TIMEOUT_S = 900
 
 _MP_TEST = '''\
@@ -111,22 +109,8 @@ def cpython_pair(n, runs):
 
 
 def ours_micropython(n, runs, use_mpy):
-    if not os.path.exists(MPTEST):
-        raise RuntimeError("tools/mptest.py is missing")
-    tmp = tempfile.mkdtemp(prefix="srtp-bench-mp-")
-    try:
-        shutil.copy(OURS_MODULE, os.path.join(tmp, "_srtp_ours.py"))
-        test = os.path.join(tmp, "test_srtp_bench_mp.py")
-        with open(test, "w") as f:
-            f.write(_MP_TEST % (n, runs))
-        argv = [sys.executable, MPTEST, "--timeout", str(MP_TIMEOUT_S)] + (["--mpy"] if use_mpy else []) + [test]
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=MP_TIMEOUT_S + 60)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    m = re.search(r"MPBENCH pps=([0-9.]+) wall=([0-9.]+) runs=(\S+)", r.stdout)
-    if r.returncode != 0 or not m:
-        raise RuntimeError("MicroPython run failed (exit %d):\n%s%s"
-                           % (r.returncode, r.stdout[-3000:], r.stderr[-1000:]))
+    m = _wasm.run(OURS_MODULE, _MP_TEST % (n, runs), r"MPBENCH pps=([0-9.]+) wall=([0-9.]+) runs=(\S+)", use_mpy,
+                  MP_TIMEOUT_S)
     pps = float(m.group(1))
     print("ours-micropython packets=%d runs=%d pps=%.1f (each run: %s; wall clock %s)%s"
           % (n, runs, pps, m.group(3), m.group(2), " from .mpy" if use_mpy else ""), flush=True)

@@ -20,17 +20,16 @@ status is 1.
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
+
+import _wasm  # tools/bench/_wasm.py (the script's own directory is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BZRTP_DIR = os.path.join(ROOT, "tools", "bzrtp")
 BZRTP_BENCH = os.path.join(ROOT, "build", "bzrtp", "bzrtp-bench")
 OURS_MODULE = os.path.join(HERE, "_zrtp_ours.py")
-MPTEST = os.path.join(ROOT, "tools", "mptest.py")
 MP_TIMEOUT_S = 1800
 
 _MP_TEST = '''\
@@ -80,22 +79,7 @@ def ours_cpython(ka, runs):
 
 
 def ours_micropython(runs, use_mpy):
-    if not os.path.exists(MPTEST):
-        raise RuntimeError("tools/mptest.py is missing")
-    tmp = tempfile.mkdtemp(prefix="zrtp-bench-mp-")
-    try:
-        shutil.copy(OURS_MODULE, os.path.join(tmp, "_zrtp_ours.py"))
-        test = os.path.join(tmp, "test_zrtp_bench_mp.py")
-        with open(test, "w") as f:
-            f.write(_MP_TEST % runs)
-        argv = [sys.executable, MPTEST, "--timeout", str(MP_TIMEOUT_S)] + (["--mpy"] if use_mpy else []) + [test]
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=MP_TIMEOUT_S + 60)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    m = re.search(r"MPBENCH x255_ms=([0-9.]+)", r.stdout)
-    if r.returncode != 0 or not m:
-        raise RuntimeError("MicroPython run failed (exit %d):\n%s%s"
-                           % (r.returncode, r.stdout[-3000:], r.stderr[-1000:]))
+    m = _wasm.run(OURS_MODULE, _MP_TEST % runs, r"MPBENCH x255_ms=([0-9.]+)", use_mpy, MP_TIMEOUT_S)
     ms = float(m.group(1))
     print("ours-micropython ka=X255 runs=%d per_side_ms=%.3f" % (runs, ms), flush=True)
     return ms
