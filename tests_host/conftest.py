@@ -1,8 +1,8 @@
 """pytest setup for tests_host/.
 
-Puts firmware/ (the microwitch package), tools/ and tests_host/portable/ on sys.path, so tests
-import `microwitch.…`, host tools, and portable helper modules (e.g. `import _vectors`) the same
-way tools/mptest.py makes them importable under MicroPython.
+Puts firmware/ (the microwitch package), tools/, tests_host/ and tests_host/portable/ on sys.path,
+so tests import `microwitch.…`, host tools, host helpers (`nodeproc`) and portable helper modules
+(e.g. `import _vectors`) the same way tools/mptest.py makes them importable under MicroPython.
 
 Portable and CPython-only tests may share a file name (portable/test_sip.py, test_sip.py): run
 pytest with --import-mode=importlib (./build.sh test does) so both are collected.
@@ -11,7 +11,7 @@ import os
 import sys
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (os.path.join(_ROOT, "tests_host", "portable"), os.path.join(_ROOT, "tools"),
-           os.path.join(_ROOT, "firmware")):
+for _p in (os.path.join(_ROOT, "tests_host"), os.path.join(_ROOT, "tests_host", "portable"),
+           os.path.join(_ROOT, "tools"), os.path.join(_ROOT, "firmware")):
     if _p not in sys.path:
         sys.path.insert(0, _p)

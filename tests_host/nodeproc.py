@@ -47,14 +47,27 @@ def write_users(path, users, sipp=False):
     return path
 
 
+_HANDED_OUT = set()  # ports this test process already gave to someone
+
+
 def free_port(proto="udp", host=HOST):
-    """A port the kernel just gave us for `proto` (closed again: there is a small race, fine on loopback)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM)
-    try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A port the kernel just gave us for `proto`, never one handed out before in this process.
+
+    The socket is closed again, so until the caller binds it the kernel may offer the same port to the next
+    caller: two peers started together then shared one port (linphonec binds with SO_REUSEADDR, and a call to
+    one phone rang the other). Remembering what was handed out closes that race.
+    """
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM)
+        try:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh %s port after 100 tries" % proto)
 
 
 def microwitch_cli(args, state=None, input_text=None, timeout=60, check=True):

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nodeproc import Node
 from agentproc import Agent, exact_signal, write_wav, read_wav, find
 

@@ -11,9 +11,8 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nodeproc import free_port, REPO  # noqa: E402
-from agentproc import Agent, read_wav  # noqa: E402
+from nodeproc import free_port, REPO
+from agentproc import Agent, read_wav
 
 SCENARIO = os.path.join(REPO, "tests_host", "sipp", "agent", "uas_plain_rtp.xml")
 TSHARK = shutil.which("tshark")

@@ -9,10 +9,9 @@ import wave
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nodeproc  # noqa: E402
-import linphone  # noqa: E402
-from agentproc import Agent  # noqa: E402
+import nodeproc
+import linphone
+from agentproc import Agent
 
 ENCRYPTED = r"Call (\d+) is (fully|not fully) encrypted(?: and auth token is (\w+))?"
 

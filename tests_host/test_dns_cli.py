@@ -6,10 +6,9 @@ import subprocess
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dnsfake import FakeDns  # noqa: E402
-from nodeproc import MICROWITCH, REPO  # noqa: E402
-from microwitch.dns import message as dm  # noqa: E402
+from dnsfake import FakeDns
+from nodeproc import MICROWITCH, REPO
+from microwitch.dns import message as dm
 
 
 class SipResponder:

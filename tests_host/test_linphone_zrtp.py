@@ -15,9 +15,8 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nodeproc  # noqa: E402
-import linphone  # noqa: E402
+import nodeproc
+import linphone
 
 TSHARK = "/usr/bin/tshark"
 ENCRYPTED = r"Call (\d+) is (fully|not fully) encrypted(?: and auth token is (\w+))?"

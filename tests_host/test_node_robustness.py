@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nodeproc  # noqa: E402
+import nodeproc
 
 SEED = 3261
 UDP_JUNK = 300          # datagrams of each generated family

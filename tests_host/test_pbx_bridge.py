@@ -24,8 +24,7 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nodeproc  # noqa: E402
+import nodeproc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PBX_CFG = os.path.join(HERE, "kamailio", "pbx.cfg")

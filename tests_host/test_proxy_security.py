@@ -16,9 +16,8 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nodeproc  # noqa: E402
-from microwitch.node.proxy import MAX_PER_SOURCE  # noqa: E402
+import nodeproc
+from microwitch.node.proxy import MAX_PER_SOURCE
 
 FOREIGN = "127.0.0.2"
 DOMAIN = nodeproc.DOMAIN

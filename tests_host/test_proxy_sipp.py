@@ -21,8 +21,7 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nodeproc  # noqa: E402
+import nodeproc
 
 pytestmark = pytest.mark.skipif(not nodeproc.sipp_available(), reason="sipp (Debian sip-tester) not installed")
 
@@ -119,17 +118,8 @@ def unregister_all(registrar, user, password=None):
 
 
 def _free_udp_ports(n):
-    """n distinct free UDP ports (bound together, then released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n distinct free UDP ports."""
+    return [nodeproc.free_port() for _ in range(n)]
 
 
 # -- sipp processes -------------------------------------------------------------------------------------------

@@ -13,8 +13,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nodeproc  # noqa: E402
+import nodeproc
 
 pytestmark = pytest.mark.skipif(not nodeproc.sipp_available(), reason="sipp (Debian sip-tester) not installed")
 

@@ -12,9 +12,8 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nodeproc  # noqa: E402
-from webclient import wait_web  # noqa: E402
+import nodeproc
+from webclient import wait_web
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(REPO, "artifacts", "web")

@@ -14,10 +14,9 @@ import urllib.error
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nodeproc  # noqa: E402
-import linphone  # noqa: E402
-from webclient import WebClient, wait_web  # noqa: E402
+import nodeproc
+import linphone
+from webclient import WebClient, wait_web
 
 ENCRYPTED = r"Call (\d+) is (fully|not fully) encrypted(?: and auth token is (\w+))?"
 ADMIN = "a long admin password"

@@ -7,9 +7,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import nodeproc  # noqa: E402
-from webclient import WebClient, wait_web  # noqa: E402
+import nodeproc
+from webclient import WebClient, wait_web
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -25,6 +25,7 @@ import time
 
 import pytest
 
+from nodeproc import free_port
 from udp_lossy_relay import A2B, B2A, Relay, flip_crc_bit, message, tamper_confirm_mac
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,12 +90,6 @@ def ours_probe():
 def ours_supports(option):
     ours_probe()
     return option in _ours_state["help"]
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- processes

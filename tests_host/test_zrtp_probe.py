@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from _zrtp_pair import Drbg
+from nodeproc import free_port
 from microwitch.zrtp.cache import ZidCache
 from microwitch.zrtp.cachefile import FileBackend
 
@@ -15,16 +16,7 @@ PROBE = [sys.executable, os.path.join(ROOT, "tools", "microwitch"), "zrtp-peer"]
 
 
 def _ports():
-    out = []
-    socks = []
-    for _ in range(2):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        out.append(s.getsockname()[1])
-        socks.append(s)
-    for s in socks:
-        s.close()
-    return out
+    return [free_port(), free_port()]
 
 
 def _events(stdout):
