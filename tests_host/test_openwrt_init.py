@@ -47,6 +47,8 @@ def test_shipped_config_serves_the_lan_out_of_the_box():
     assert "192.168.1.1" in cfg["aliases"]
     assert cfg["max_aors"] == 200 and cfg["max_tcp_connections"] == 64
     assert "enabled" not in cfg and "state_dir" not in cfg
+    assert cfg["web"] == "192.168.1.1:8080"  # the page on the LAN, beside LuCI's port 80
+    assert uci.convert(SHIPPED + "microwitch.main.web=''\n", "lan", "192.168.1.1")["web"] == ""  # page off
 
 
 def test_lan_address_in_cidr_form_and_no_dns_domain():
@@ -231,6 +233,45 @@ def test_launcher_runs_user_commands_on_the_state_dir(tmp_path):
     assert bad.returncode == 2 and "user" in bad.stdout
 
 
+UCI_FILE = """# microwitch
+config microwitch 'main'
+\toption enabled '1'
+\toption domain 'lan'
+\t# option domain 'example.org'
+\toption log_level 'info'
+
+config pbx 'pbx'
+\toption domain 'pbx.lan'
+"""
+
+
+def test_set_option_replaces_the_option_in_its_section_only():
+    out = uci.set_option(UCI_FILE, "main", "domain", "home.example.org")
+    assert out.count("option domain 'home.example.org'") == 1
+    assert "option domain 'lan'" not in out
+    assert "\t# option domain 'example.org'" in out and "option domain 'pbx.lan'" in out  # comments, other sections
+    assert out.replace("\toption domain 'home.example.org'\n", "").replace("\toption domain 'lan'\n", "") == \
+        UCI_FILE.replace("\toption domain 'lan'\n", "")
+    added = uci.set_option("config microwitch main\n\toption enabled 1\n", "main", "domain", "x.org")
+    assert added == "config microwitch main\n\toption domain 'x.org'\n\toption enabled 1\n"
+    with pytest.raises(uci.UciError) as e:
+        uci.set_option("config pbx 'pbx'\n", "main", "domain", "x.org")
+    assert str(e.value) == "microwitch.main: no such section"
+
+
+def test_domain_saver_writes_uci_whole_and_keeps_it_on_error(tmp_path):
+    path = tmp_path / "microwitch"
+    path.write_text(UCI_FILE)
+    assert uci.domain_saver(str(path))("home.example.org") is None
+    assert "\toption domain 'home.example.org'" in path.read_text() and not (tmp_path / "microwitch.tmp").exists()
+    bad = tmp_path / "other"
+    bad.write_text("config pbx 'pbx'\n")
+    err = uci.domain_saver(str(bad))("home.example.org")
+    assert err.startswith("could not save %s: microwitch.main: no such section" % bad)
+    assert bad.read_text() == "config pbx 'pbx'\n"
+    assert "could not save" in uci.domain_saver(str(tmp_path / "missing"))("x.org")
+
+
 _MP_PROBE = '''
 def test_uci_under_micropython():
     from microwitch.adapter import uci
@@ -241,6 +282,11 @@ def test_uci_under_micropython():
     out, err = [], []
     assert uci.main(["--lan-ip", "192.168.1.1"], text + "microwitch.main.max_aors='0'\\n", out.append, err.append) == 2
     assert err[0].startswith("microwitch: microwitch.main.max_aors: must be between"), err
+    with open("uci_probe", "w") as f:
+        f.write("config microwitch 'main'\\n\\toption domain 'lan'\\n")
+    assert uci.domain_saver("uci_probe")("home.example.org") is None
+    with open("uci_probe") as f:
+        assert f.read() == "config microwitch 'main'\\n\\toption domain 'home.example.org'\\n"
     print("UCI-MP-OK")
 '''
 

@@ -1,7 +1,8 @@
 # microwitch on ESP32, stage 2: start the node (or, later, the agent) on the address boot.py brought up.
 #
 # /config.json is the node's config (the same JSON as on every board); a missing `listen` means UDP and TCP
-# port 5060 on this board's address, a missing `domain` means that address. State (users, bindings) lives in
+# port 5060 on this board's address, a missing `domain` means that address, a missing `web` means the page on
+# port 80 of that address ("web": "" turns it off). The page's first run saves the domain into /config.json. State (users, bindings) lives in
 # /state. The role switch is /device.json "role": "node" (the default) or "agent" (not built yet).
 import gc
 import json
@@ -9,7 +10,6 @@ import json
 import network
 from microwitch import config
 from microwitch.adapter import device
-from microwitch.log import Logger
 
 CONFIG_FILE = "/config.json"
 DEVICE_FILE = "/device.json"
@@ -40,6 +40,8 @@ def node_config(ip):
         d = {}
     if "listen" not in d:
         d["listen"] = ["udp:%s:5060" % ip, "tcp:%s:5060" % ip]
+    if "web" not in d:
+        d["web"] = "%s:80" % ip
     if "domain" not in d:
         d["domain"] = ip
     elif ip not in d.get("aliases", []):
@@ -49,14 +51,11 @@ def node_config(ip):
 
 def run_node():
     cfg = node_config(local_ip())
-    log = Logger(cfg["log_level"], print)
-    node, loop = device.start(cfg, STATE_DIR, log)
-    gc.collect()
-    print("microwitch: free heap %d bytes after start" % gc.mem_free())  # `deploy` reports this line
-    try:
-        loop.run()
-    finally:
-        loop.close()
+
+    def started(node, loop):
+        gc.collect()
+        print("microwitch: free heap %d bytes after start" % gc.mem_free())  # `deploy` reports this line
+    device.run(cfg, STATE_DIR, print, device.json_domain_saver(CONFIG_FILE), started)
 
 
 def main():

@@ -13,12 +13,11 @@ from microwitch.store.files import FileBackend
 from microwitch.store.users import Users
 from microwitch.store.bindings import Bindings
 from microwitch.store.pbx_accounts import PbxAccounts
-from microwitch.web.calls import CallTable
-from microwitch.web.nodeview import ErrorRing, snapshot
-from mwcli.state import add_state_arg, load_config, fail, status_path
+from microwitch.adapter.device import sip_addr, json_domain_saver
+from microwitch.web.nodeview import ErrorRing
+from mwcli.state import add_state_arg, load_config, fail, status_path, config_path
 
 _STATUS_EVERY_S = 2
-_VIEW_EVERY_S = 1  # how often the web page's snapshot of the node is refreshed
 
 
 def register(sub):
@@ -33,7 +32,7 @@ def _line(text):
     sys.stdout.flush()
 
 
-def _build(cfg, args, log, calls):
+def _build(cfg, args, log):
     """The node and its poll loop for `cfg` (again after the web page's first run changed the domain)."""
     backend = FileBackend(args.state)
     users = Users(backend, read_only=True)
@@ -50,8 +49,6 @@ def _build(cfg, args, log, calls):
         resolv_conf = None
     node = Node(cfg, users, bindings, random_bytes, log, random_bytes(32), [h for _, h, _ in listen], accounts,
                 resolv_conf)
-    if calls is not None:
-        node.observe = calls.observe_msg  # the web page's live-call view (read-only)
     try:
         loop = PollLoop(node, listen, log, cfg["max_tcp_connections"], cfg["max_tcp_per_source"],
                         cfg["tcp_idle_s"])
@@ -71,36 +68,34 @@ def run(args):
     cfg = load_config(args.state, args.config)
     errors = ErrorRing(_line, wall_s)
     log = Logger(cfg["log_level"], errors.write, cfg["log_format"] == "syslog")
-    calls = CallTable() if cfg["web"] else None
-    node, loop = _build(cfg, args, log, calls)
-    gc_settle()
-    view = [None]
-    reload = [False]
+    page = None
     if cfg["web"]:
         try:
-            from mwcli.web import start_web
+            from microwitch.adapter import webpage
         except ImportError as e:  # microdot missing: say so rather than run without the page asked for
             fail("config 'web' is set but the web page cannot load (%s): pip install -r requirements.txt" % e)
-        udp = [(h, p) for proto, h, p in loop.bound if proto == "udp"] or [(h, p) for _, h, p in loop.bound]
-        start_web(cfg, args, log, lambda: view[0], reload, udp[0])
+    node, loop = _build(cfg, args, log)
+    if cfg["web"]:
+        page = webpage.Page(cfg, args.state, sip_addr(loop.bound),
+                            json_domain_saver(config_path(args.state, args.config)))
+        node.observe = page.calls.observe_msg  # the page's live-call view (read-only)
+    gc_settle()
 
     def stop(signum, frame):
-        loop.running = False
-        reload[0] = False
+        loop_now[0].running = False
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     status_file = status_path(args.state)
-    last = [None, 0, 0]
+    last = [None, 0]
+    loop_now = [loop]
 
-    def publish():
+    def publish(loop):
+        loop_now[0] = loop
         now = wall_s()
-        if calls is not None and now - last[2] >= _VIEW_EVERY_S:
-            last[2] = now
-            view[0] = snapshot(node, calls, errors, now)  # replaced whole: the web thread only reads it
         if now - last[1] < _STATUS_EVERY_S:
             return
         last[1] = now
-        st = node.status(now)
+        st = loop.core.status(now)
         st["listen"] = ["%s:%s:%d" % b for b in loop.bound]
         st["pid"] = os.getpid()
         text = json.dumps(st, sort_keys=True)
@@ -110,23 +105,30 @@ def run(args):
             with open(tmp, "w") as f:
                 f.write(text)
             os.replace(tmp, status_file)
+
+    def rebuild(old, new_cfg):
+        new_cfg["listen"] = ["%s:%s:%d" % b for b in old.bound]  # the same sockets (a port 0 keeps its port)
+        old.close()
+        n, new = _build(new_cfg, args, log)
+        n.observe = page.calls.observe_msg
+        return new
+
+    def ready():
+        print("web http://%s:%d/" % (page.host, page.port), flush=True)
+        if not page.admin.is_set():
+            log.info("web page: first run: open http://%s:%d/ to set the admin password" % (page.host, page.port))
     try:
-        while True:
-            while loop.running and not reload[0]:
+        if page is None:
+            while loop.running:
                 loop.step()
-                publish()
-            if not reload[0]:
-                break
-            # the web page's first run wrote a new domain: the same process serves it from now on
-            reload[0] = False
-            bound = loop.bound
-            loop.close()
-            cfg = load_config(args.state, args.config)
-            cfg["listen"] = ["%s:%s:%d" % b for b in bound]  # the same sockets (a port 0 stays the port it got)
-            node, loop = _build(cfg, args, log, calls)
-            last[2] = 0
+                publish(loop)
+        else:
+            try:
+                webpage.serve(page, loop, errors, publish, rebuild, ready)
+            except OSError as e:
+                fail("web page: cannot listen on %s: %s" % (cfg["web"], e))
     finally:
-        loop.close()
+        loop_now[0].close()
         try:
             os.remove(status_file)
         except OSError:

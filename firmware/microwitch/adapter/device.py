@@ -10,8 +10,11 @@ The state directory holds the journals (users, bindings, PBX accounts; store/fil
 touches them). `start()` does the work without parsing arguments, so a board script or a test can pass its
 own network (`net`), clocks and logger.
 """
+import json
+import os
+
 from microwitch import config
-from microwitch.compat import random_bytes, wall_s
+from microwitch.compat import random_bytes, wall_s, fsync
 from microwitch.log import Logger
 from microwitch.node.core import Node
 from microwitch.adapter.poll_loop import PollLoop
@@ -39,9 +42,44 @@ def read_config(path):
     return config.load(text, path)
 
 
-def start(cfg, state, log, net=None, ticks=None, wall=None, rand=random_bytes):
+def json_domain_saver(path):
+    """save_domain for a JSON config file at `path`: domain -> None or an error text for the page. The file is
+    validated with the new domain first and replaced whole, never half-written."""
+    def save(domain):
+        try:
+            try:
+                with open(path) as f:
+                    raw = json.load(f)
+            except OSError:  # no file yet (an ESP32 runs on defaults): it holds the domain from now on
+                raw = {}
+            raw["domain"] = domain
+            config.validate(raw, path)
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                # one key per line, sorted (MicroPython's json has no indent, and its dicts no order)
+                f.write("{\n" + ",\n".join("  %s: %s" % (json.dumps(k), json.dumps(raw[k])) for k in sorted(raw))
+                        + "\n}\n")
+                fsync(f)
+            os.rename(tmp, path)  # atomic on POSIX and littlefs, and MicroPython has no os.replace
+        except (OSError, ValueError, config.ConfigError) as e:
+            return "could not save the config: %s" % e
+        return None
+    return save
+
+
+def _resolv_conf():
+    """/etc/resolv.conf's text where there is one (OpenWrt, a Pi), else None (an ESP32: DHCP or the config)."""
+    try:
+        with open("/etc/resolv.conf") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def start(cfg, state, log, net=None, ticks=None, wall=None, rand=random_bytes, observe=None):
     """Open the stores in `state`, build the node, bind its sockets. Returns (node, loop); OSError if a
-    listen address cannot be bound."""
+    listen address cannot be bound. `observe(msg, wall)` sees every message the node parses (the page's
+    live calls)."""
     backend = FileBackend(state)
     users = Users(backend, read_only=True)
     users.load()
@@ -50,7 +88,10 @@ def start(cfg, state, log, net=None, ticks=None, wall=None, rand=random_bytes):
     accounts = PbxAccounts(backend, read_only=True)
     accounts.load()
     listen = config.listen_addrs(cfg)
-    node = Node(cfg, users, bindings, rand, log, rand(_SECRET_BYTES), [h for _, h, _ in listen], accounts)
+    node = Node(cfg, users, bindings, rand, log, rand(_SECRET_BYTES), [h for _, h, _ in listen], accounts,
+                _resolv_conf())
+    if observe is not None:
+        node.observe = observe
     loop = PollLoop(node, listen, log, cfg["max_tcp_connections"], cfg["max_tcp_per_source"], cfg["tcp_idle_s"],
                     net, ticks, wall)
     node.set_listen(loop.bound)
@@ -63,15 +104,47 @@ def start(cfg, state, log, net=None, ticks=None, wall=None, rand=random_bytes):
     return node, loop
 
 
-def run(cfg, state, write=print):
-    """Start the node and serve until KeyboardInterrupt (a device's main loop)."""
-    log = Logger(cfg["log_level"], write, cfg["log_format"] == "syslog")
+def sip_addr(bound):
+    """(host, port) phones use for SIP: the first UDP listener, else the first of any kind."""
+    udp = [(h, p) for proto, h, p in bound if proto == "udp"]
+    return udp[0] if udp else (bound[0][1], bound[0][2])
+
+
+def run(cfg, state, write=print, save_domain=None, started=None):
+    """Start the node and serve until its loop stops (a device's main loop).
+
+    With `web` in the config the page runs beside the loop (adapter/webpage.py); its first run may store a new
+    domain with `save_domain(domain)` (None or an error text; see json_domain_saver), and the node is
+    then rebuilt on the same sockets. `started(node, loop)` runs once the node's sockets are bound."""
+    if not cfg["web"]:
+        log = Logger(cfg["log_level"], write, cfg["log_format"] == "syslog")
+        node, loop = start(cfg, state, log)
+        if started is not None:
+            started(node, loop)
+        try:
+            loop.run()
+        finally:
+            loop.close()
+        return
+    from microwitch.adapter import webpage  # only a node with a page pays for its code
+    from microwitch.web.nodeview import ErrorRing
+    errors = ErrorRing(write, wall_s)
+    log = Logger(cfg["log_level"], errors.write, cfg["log_format"] == "syslog")
     node, loop = start(cfg, state, log)
-    try:
-        loop.run()
-    finally:
-        loop.close()
-    return node
+    page = webpage.Page(cfg, state, sip_addr(loop.bound), save_domain)
+    node.observe = page.calls.observe_msg
+    if started is not None:
+        started(node, loop)
+
+    def rebuild(old, new_cfg):
+        new_cfg["listen"] = ["%s:%s:%d" % b for b in old.bound]  # the same sockets (a port 0 keeps its port)
+        old.close()
+        return start(new_cfg, state, log, observe=page.calls.observe_msg)[1]
+
+    def ready():
+        log.info("web page http://%s:%d/%s" % (page.host, page.port,
+                                               "" if page.admin.is_set() else " (first run: set the password)"))
+    webpage.serve(page, loop, errors, rebuild=rebuild, on_ready=ready)
 
 
 def _options(args, names):
@@ -113,8 +186,9 @@ def _stdin_line():
     return sys.stdin.readline()
 
 
-def main(argv, write=print, read_line=_stdin_line):
-    """Command line of a device (see the module docstring); returns an exit status, errors as one line."""
+def main(argv, write=print, read_line=_stdin_line, save_domain=None):
+    """Command line of a device (see the module docstring); returns an exit status, errors as one line.
+    `save_domain`: where the page's first run stores the domain (default: into the --config JSON file)."""
     try:
         pos, opts = _options(argv, ("config", "state"))
         if not pos or "state" not in opts:
@@ -122,7 +196,7 @@ def main(argv, write=print, read_line=_stdin_line):
         if pos[0] == "run":
             if "config" not in opts:
                 raise UsageError(_USAGE)
-            run(read_config(opts["config"]), opts["state"], write)
+            run(read_config(opts["config"]), opts["state"], write, save_domain or json_domain_saver(opts["config"]))
         elif pos[0] == "user":
             _user(pos[1:], opts["state"], write, read_line)
         else:

@@ -6,17 +6,23 @@ The core never reads UCI. The init script runs, on the router,
 
 and hands the JSON to the node. First-run defaults need no LuCI: without `domain` the node serves the LAN's
 DNS domain (`dhcp.@dnsmasq[0].domain`, else the LAN address itself); without `listen` it listens on UDP and
-TCP port 5060 of the LAN address (`network.lan.ipaddr`), which is also added to `aliases`.
+TCP port 5060 of the LAN address (`network.lan.ipaddr`), which is also added to `aliases`; without `web` the
+page is on port 8080 of the LAN address (LuCI has port 80; `option web ''` turns the page off). The page's
+first run writes its domain back into /etc/config/microwitch (domain_saver), so UCI stays the one truth.
 
 Sections: `config microwitch 'main'` (options named as the JSON fields; `enabled` and `state_dir` belong to
 the init script), `config pbx 'pbx'` (address, domain, realm, expires), `config short_dial` (number, user).
 """
+import os
+
 from microwitch import config
+from microwitch.compat import fsync
 
 _PKG = "microwitch"
 _INIT_ONLY = ("enabled", "state_dir")
 _PBX_INTS = ("expires",)
 _SIP_PORT = 5060
+_WEB_PORT = 8080
 
 
 class UciError(ValueError):
@@ -152,6 +158,8 @@ def convert(text, lan_domain=None, lan_ip=None):
         aliases = d.get("aliases") or []
         if ip not in aliases and ip != d["domain"]:
             d["aliases"] = aliases + [ip]
+    if "web" not in d and ip:
+        d["web"] = "%s:%d" % (ip, _WEB_PORT)
     try:
         return config.validate(d, "uci")
     except config.ConfigError as e:
@@ -169,6 +177,47 @@ def _rename(msg, where):
     if opt is None and "." in base and base.split(".")[0] in where:  # an option missing from its section
         opt = where[base.split(".")[0]] + "." + base.split(".", 1)[1]
     return "%s: %s" % (opt or _PKG + ".main." + base, rest)
+
+
+def set_option(text, section, option, value):
+    """The UCI file `text` with `option OPTION 'VALUE'` in the section named `section` (the option's old lines
+    dropped, the new one written under the section's header; comments and everything else kept).
+    UciError if there is no such section. `value` must hold no quote (callers pass validated names)."""
+    out = []
+    inside = found = False
+    for line in text.split("\n"):
+        bare = line.replace("\t", " ").strip()
+        w = _words(bare, "%s.%s" % (_PKG, section)) if bare and bare[0] != "#" else []
+        if w[:1] == ["config"]:
+            inside = len(w) >= 3 and w[2] == section
+            out.append(line)
+            if inside:
+                found = True
+                out.append("\toption %s '%s'" % (option, value))
+            continue
+        if not (inside and w[:2] == ["option", option]):
+            out.append(line)
+    if not found:
+        raise UciError("%s.%s: no such section" % (_PKG, section))
+    return "\n".join(out)
+
+
+def domain_saver(path):
+    """save_domain for the web page's first run (device.run): the domain goes into section 'main' of the UCI
+    file at `path`, replaced whole; returns None or an error text."""
+    def save(domain):
+        try:
+            with open(path) as f:
+                text = set_option(f.read(), "main", "domain", domain)
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(text)
+                fsync(f)
+            os.rename(tmp, path)
+        except (OSError, UciError) as e:
+            return "could not save %s: %s" % (path, e)
+        return None
+    return save
 
 
 def main(argv, text, write=print, err=print):

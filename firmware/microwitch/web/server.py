@@ -1,9 +1,8 @@
 """microdot glue: serve a WebApp over HTTP. The only module of the web page that does I/O.
 
-Host (CPython): `tools/mwcli/web.py` runs make_microdot()'s asyncio server in a thread beside the poll loop.
-Device (MicroPython): the board's main creates the task on its asyncio loop, `asyncio.create_task(serve(app,
-host, port))`, next to the node's loop (which must then yield between steps). microdot is pip-installed at build time (requirements.txt) and compiled
-into board images; it is never part of this source tree.
+adapter/webpage.py serves it beside the node's poll loop, in one asyncio loop, on devices and the host alike.
+microdot is pip-installed at build time (requirements.txt) and compiled into board images; it is never part of
+this source tree.
 """
 from microdot import Microdot, Response as MdResponse
 
