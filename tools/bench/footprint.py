@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Footprint of the firmware in flash and RAM, measured under wasm MicroPython 1.27 (./build.sh bench footprint).
 
-Flash: the .mpy bytes of the node (the import closure of adapter/device.py, exactly what `./build.sh build
-esp32` installs) and of the agent (the closure of sip/, zrtp/, crypto/, compat, plus agent/, media/ and the
+Flash: the .mpy bytes of the node (the import closure of adapter/device.py), of its web page (what the closure
+of adapter/webpage.py adds to the node's, plus microdot's two compiled files; node + page is what `./build.sh
+build esp32` installs) and of the agent (the closure of sip/, zrtp/, crypto/, compat, plus agent/, media/ and the
 agent loop where they exist: see build_images.agent_entries). RAM, from gc.mem_alloc() differences in wasm
 MicroPython (a 32-bit heap like an ESP32's) loading the compiled .mpy, with the ESP32 board's default config:
 heap after boot, heap per registered binding (1,000 digest REGISTERs through the node), heap per live INVITE
@@ -84,6 +85,12 @@ def main():
         by_pkg[pkg] = by_pkg.get(pkg, 0) + mpy_bytes([m])
     print("node .mpy: %d bytes in %d modules (%s)" % (node_b, len(node_mods), ", ".join(
         "%s %d" % kv for kv in sorted(by_pkg.items(), key=lambda kv: -kv[1]))))
+    web_mods = [m for m in build_images.closure(build_images.NODE_ENTRIES + build_images.WEB_ENTRIES)
+                if m not in node_mods]
+    microdot_b = sum(r[2] for r in build_images.build_microdot(quiet=True))
+    print("web page .mpy: %d bytes = %d in %d microwitch modules beyond the node's + %d microdot %s "
+          "(loaded only when the config has \"web\")" % (mpy_bytes(web_mods) + microdot_b, mpy_bytes(web_mods),
+                                                         len(web_mods), microdot_b, build_images.MICRODOT_VERSION))
     print("agent .mpy: %d bytes in %d modules, closure of %s" % (agent_b, len(agent_mods), " ".join(agent_entries)))
     v = run_probe()
     per_binding = int(v["bytes_per_binding"])

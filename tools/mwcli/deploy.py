@@ -1,7 +1,7 @@
 """`microwitch deploy esp32 --port /dev/ttyUSB0`: put the ESP32 image on a board over USB with mpremote.
 
-Builds build/esp32/ (tools/build_images.py), replaces the board's lib/microwitch with it, copies boot.py and
-main.py, installs /config.json only the first time (or when --config is given: the board's own is kept
+Builds build/esp32/ (tools/build_images.py), replaces the board's lib/microwitch and lib/microdot with it,
+copies boot.py and main.py, installs /config.json only the first time (or when --config is given: the board's own is kept
 otherwise), writes /device.json when --wifi-ssid is given, copies the user journal from --state, resets the
 board and prints what it reports until its "free heap" line (main.py prints it once the node is listening).
 """
@@ -20,7 +20,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 _BAUD = 115200
 _HEAP_MARK = "free heap"
 _STATE_FILES = ("users.journal", "pbx_accounts.journal")
-# runs on the board before the copy: remove lib/microwitch (tolerating its absence), make sure lib/ exists
+# runs on the board before the copy: remove the packages the image brings (tolerating their absence), make
+# sure lib/ exists
 _PREPARE = """import os
 def _rm(p):
     try:
@@ -33,6 +34,7 @@ def _rm(p):
     except OSError:
         pass
 _rm('/lib/microwitch')
+_rm('/lib/microdot')
 try:
     os.mkdir('/lib')
 except OSError:
@@ -151,6 +153,7 @@ def deploy(args, runner=_run, open_serial=_open_serial):
     have = _mpremote(args.port, ["exec", _HAVE_CONFIG], runner)
     # the old package goes first, so no module the new image dropped stays importable on the board
     steps = ["exec", _PREPARE, "+", "fs", "cp", "-r", "lib/microwitch", ":lib/",
+             "+", "fs", "cp", "-r", "lib/microdot", ":lib/",
              "+", "fs", "cp", "boot.py", ":boot.py", "+", "fs", "cp", "main.py", ":main.py"]
     if args.config:
         steps += ["+", "fs", "cp", os.path.abspath(args.config), ":config.json"]
