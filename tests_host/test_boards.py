@@ -24,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAKEFILE = os.path.join(REPO, "board", "openwrt", "Makefile")
 NODE_JS = shutil.which("node")
 RUN_MJS = os.path.join(REPO, "tools", "mp", "run.mjs")
+HTTP_STREAM = os.path.join(REPO, "tests_host", "portable", "_http_stream.py")
 
 
 def _tree(root):
@@ -435,38 +436,6 @@ def _install_microdot():
             f.write(data)
 
 
-class _Stream:
-    def __init__(self, data, peer):
-        self.data = data
-        self.pos = 0
-        self.out = b""
-        self.peer = peer
-
-    async def readline(self):
-        i = self.data.find(b"\n", self.pos)
-        i = len(self.data) if i < 0 else i + 1
-        line = self.data[self.pos:i]
-        self.pos = i
-        return line
-
-    async def readexactly(self, n):
-        b = self.data[self.pos:self.pos + n]
-        self.pos += len(b)
-        return b
-
-    async def read(self, n=-1):
-        return await self.readexactly(len(self.data) - self.pos if n < 0 else n)
-
-    async def awrite(self, data):
-        self.out += data if isinstance(data, bytes) else data.encode()
-
-    async def aclose(self):
-        pass
-
-    def get_extra_info(self, name):
-        return self.peer
-
-
 _n = [0]
 
 
@@ -484,6 +453,7 @@ async def test_web_page_from_image_only():
     assert [p for p in sys.path if p.endswith("site-packages")] == []
     from microwitch import config
     from microwitch.adapter import webpage
+    from _http_stream import http
     import microdot
     assert microdot.__version__ == "2.7.0"
     mods = [m for m in sys.modules if m == "microdot" or m.startswith("microdot.")]
@@ -492,14 +462,10 @@ async def test_web_page_from_image_only():
     page = webpage.Page(cfg, "/tmp/mwweb-state", ("192.168.1.1", 5060), None, rand=_rand)
     assert (page.host, page.port) == ("192.168.1.1", 8080)
     md = page.microdot()
-    s = _Stream(b"GET / HTTP/1.1\r\nHost: 192.168.1.1:8080\r\n\r\n", ("192.168.1.20", 40000))
-    await md.handle_request(s, s)
-    head = s.out.split(b"\r\n\r\n")[0].decode()
-    assert head.startswith("HTTP/1.0 303") or head.startswith("HTTP/1.1 303"), head  # first run: to /setup
-    assert "Location: /setup" in head, head
-    s = _Stream(b"GET /setup HTTP/1.1\r\nHost: 192.168.1.1:8080\r\n\r\n", ("192.168.1.20", 40001))
-    await md.handle_request(s, s)
-    assert b" 200 " in s.out.split(b"\r\n")[0] and b'name="domain"' in s.out
+    st, head, body = await http(md, b"GET / HTTP/1.1\r\nHost: 192.168.1.1:8080\r\n\r\n")
+    assert st == 303 and "Location: /setup" in head, head  # first run: to /setup
+    st, head, body = await http(md, b"GET /setup HTTP/1.1\r\nHost: 192.168.1.1:8080\r\n\r\n")
+    assert st == 200 and b'name="domain"' in body
     print("WEB-IMAGE-OK")
 '''
 
@@ -513,7 +479,7 @@ def test_image_modules_suffice_to_load_the_web_page(images, board, tmp_path):
     probe.write_text(_WEB_PROBE)
     lib = os.path.join(images[board][0], bi.BOARD_LAYOUT[board][0])
     extras = [[os.path.join(lib, "microdot", n + ".mpy"), "_image_microdot_%s.mpy" % n]
-              for n in ("__init__", "microdot")]
+              for n in ("__init__", "microdot")] + [[HTTP_STREAM, "_http_stream.py"]]
     cfg = {"lib": lib, "ext": ".mpy", "tests": [[str(probe), "probe_web", "probe_web"]], "extras": extras,
            "filter": ""}
     p = subprocess.run([NODE_JS, RUN_MJS, json.dumps(cfg)], cwd=os.path.dirname(RUN_MJS), capture_output=True,

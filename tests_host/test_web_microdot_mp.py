@@ -3,14 +3,7 @@ microdot.py, copied next to a probe; nothing of it is committed) parses raw HTTP
 hands them to WebApp through web/server.py, and writes the answers. No sockets (the wasm port has none):
 a stream object stands in for the connection, so this checks the code a device runs between its socket and
 the page logic."""
-import os
-import shutil
-import subprocess
-import sys
-
-import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import mpprobe
 
 PROBE = r'''
 import asyncio
@@ -20,6 +13,7 @@ from microwitch.web.admin import AdminStore
 from microwitch.web.app import WebApp
 from microwitch.web.server import make_microdot, limit_requests
 from microwitch.compat import sha256
+from _http_stream import http
 
 _c = [0]
 
@@ -32,46 +26,6 @@ def _rand(n):
     return out[:n]
 
 
-class Stream:
-    def __init__(self, data, peer):
-        self.data = data
-        self.pos = 0
-        self.out = b""
-        self.peer = peer
-
-    async def readline(self):
-        i = self.data.find(b"\n", self.pos)
-        i = len(self.data) if i < 0 else i + 1
-        line = self.data[self.pos:i]
-        self.pos = i
-        return line
-
-    async def readexactly(self, n):
-        b = self.data[self.pos:self.pos + n]
-        self.pos += len(b)
-        return b
-
-    async def read(self, n=-1):
-        return await self.readexactly(len(self.data) - self.pos if n < 0 else n)
-
-    async def awrite(self, data):
-        self.out += data if isinstance(data, bytes) else data.encode()
-
-    async def aclose(self):
-        pass
-
-    def get_extra_info(self, name):
-        return self.peer
-
-
-async def _http(md, raw, peer=("192.168.1.20", 40000)):
-    s = Stream(raw, peer)
-    await md.handle_request(s, s)
-    head, _, body = s.out.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    return int(lines[0].split()[1]), lines[1:], body
-
-
 async def test_microdot_glue():
     limit_requests()
     be = MemoryBackend()
@@ -81,9 +35,9 @@ async def test_microdot_glue():
     cfg = {"domain": "example.org", "realm": "example.org", "listen": ["udp:192.168.1.1:5060"]}
     app = WebApp(cfg, users, admin, _rand, base_url="http://192.168.1.1:8080")
     md = make_microdot(app)
-    st, hdrs, body = await _http(md, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    st, hdrs, body = await http(md, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert st == 303 and "Location: /setup" in hdrs, (st, hdrs)
-    st, hdrs, body = await _http(md, b"GET /setup HTTP/1.1\r\nHost: x\r\n\r\n")
+    st, hdrs, body = await http(md, b"GET /setup HTTP/1.1\r\nHost: x\r\n\r\n")
     assert st == 200 and b"Set up this node" in body
     pre = [h for h in hdrs if h.startswith("Set-Cookie: mw_pre=")][0].split("=", 1)[1].split(";")[0]
     i = body.find(b'name="csrf" value="') + 19
@@ -92,36 +46,27 @@ async def test_microdot_glue():
     raw = (b"POST /setup HTTP/1.1\r\nHost: x\r\nCookie: mw_pre=" + pre.encode() +
            b"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " + str(len(form)).encode() +
            b"\r\n\r\n" + form)
-    st, hdrs, body = await _http(md, raw)
+    st, hdrs, body = await http(md, raw)
     assert st == 303 and "Location: /dns" in hdrs, (st, hdrs, body)
     cookies = [h for h in hdrs if h.startswith("Set-Cookie: ")]
     assert len(cookies) == 2 and "HttpOnly" in cookies[0] and "SameSite=Strict" in cookies[0]
     assert admin.is_set()
-    st, hdrs, body = await _http(md, b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n", ("203.0.113.5", 1))
+    st, hdrs, body = await http(md, b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n", ("203.0.113.5", 1))
     assert st == 403  # not the LAN
     big = b"x" * 9000
-    st, hdrs, body = await _http(md, b"POST /login HTTP/1.1\r\nContent-Length: 9000\r\n\r\n" + big)
+    st, hdrs, body = await http(md, b"POST /login HTTP/1.1\r\nContent-Length: 9000\r\n\r\n" + big)
     assert st == 413
     # the unix port (OpenWrt) hands out raw struct sockaddr bytes: AF_INET 2, port 40000, 192.168.1.20
     raw_lan = bytes([2, 0, 0x9c, 0x40, 192, 168, 1, 20, 0, 0, 0, 0, 0, 0, 0, 0])
-    st, hdrs, body = await _http(md, b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n", raw_lan)
+    st, hdrs, body = await http(md, b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n", raw_lan)
     assert st == 200, st
     raw_wan = bytes([2, 0, 0x9c, 0x40, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0])
-    st, hdrs, body = await _http(md, b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n", raw_wan)
+    st, hdrs, body = await http(md, b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n", raw_wan)
     assert st == 403, st
     print("MICRODOT-MP OK")
 '''
 
 
 def test_microdot_glue_under_wasm_micropython(tmp_path):
-    try:
-        import microdot
-    except ImportError:
-        pytest.skip("microdot not installed (pip install -r requirements.txt)")
-    if not os.path.exists(os.path.join(REPO, "tools", "mp", "node_modules")):
-        pytest.skip("wasm MicroPython not installed (./build.sh setup)")
-    shutil.copyfile(os.path.join(os.path.dirname(microdot.__file__), "microdot.py"), tmp_path / "microdot.py")
-    (tmp_path / "test_microdot_probe.py").write_text(PROBE)
-    p = subprocess.run([sys.executable, os.path.join(REPO, "tools", "mptest.py"), str(tmp_path / "test_microdot_probe.py")],
-                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    p = mpprobe.run(tmp_path, "microdot", PROBE, microdot=True)
     assert p.returncode == 0 and "MICRODOT-MP OK" in p.stdout, p.stdout[-4000:] + p.stderr[-2000:]

@@ -1,14 +1,7 @@
 """adapter/webpage.py's scheduling under wasm MicroPython 1.27 (the asyncio a device has): the node's loop and
 the page's server as two tasks. wasm has no sockets, so the poll loop and microdot's server are stand-ins
 here (unit test); the real pair runs on CPython in test_device_web.py and test_web_*.py."""
-import os
-import shutil
-import subprocess
-import sys
-
-import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import mpprobe
 
 PROBE = '''
 import asyncio
@@ -114,14 +107,5 @@ async def test_a_server_that_cannot_bind_ends_the_loop_with_its_error():
 
 
 def test_webpage_scheduling_under_wasm_micropython(tmp_path):
-    try:
-        import microdot
-    except ImportError:
-        pytest.skip("microdot not installed (pip install -r requirements.txt)")
-    if not os.path.exists(os.path.join(REPO, "tools", "mp", "node_modules")):
-        pytest.skip("wasm MicroPython not installed (./build.sh setup)")
-    shutil.copyfile(os.path.join(os.path.dirname(microdot.__file__), "microdot.py"), tmp_path / "microdot.py")
-    (tmp_path / "test_webpage_probe.py").write_text(PROBE)
-    p = subprocess.run([sys.executable, os.path.join(REPO, "tools", "mptest.py"), str(tmp_path / "test_webpage_probe.py")],
-                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    p = mpprobe.run(tmp_path, "webpage", PROBE, microdot=True)
     assert p.returncode == 0 and "3 passed, 0 failed" in p.stdout, p.stdout[-4000:] + p.stderr[-2000:]
