@@ -158,9 +158,7 @@ def test_cancel_from_caller_propagates_and_487():
     b1 = _to(sends, BOB1)[0]
     b2 = _to(sends, BOB2)[0]
     node.receive(_answer(b1, 180, "Ringing", "t1"), BOB1, 5, WALL)
-    cancel = _invite().split(b"\r\n\r\n")[0].replace(b"INVITE sip", b"CANCEL sip").replace(b"1 INVITE", b"1 CANCEL")
-    cancel = cancel.replace(b"Content-Length: %d" % len(SDP), b"Content-Length: 0") + b"\r\n\r\n"
-    sends = _sends(node.receive(cancel, CALLER, 10, WALL))
+    sends = _sends(node.receive(_cancel_of(_invite()), CALLER, 10, WALL))
     assert [m.status for m in _to(sends, CALLER)] == [200]
     assert [m.method for m in _to(sends, BOB1)] == ["CANCEL"]
     assert _to(sends, BOB2) == []  # §9.1: no provisional yet, its CANCEL waits
@@ -169,6 +167,48 @@ def test_cancel_from_caller_propagates_and_487():
     node.receive(_answer(b1, 487, "Request Terminated", "t1"), BOB1, 20, WALL)
     sends = _sends(node.receive(_answer(b2, 487, "Request Terminated", "t2"), BOB2, 25, WALL))
     assert [m.status for m in _to(sends, CALLER)] == [487]
+
+
+def _ticks(node, t0, t1):
+    """(time, message, destination) of everything the node sends while its clock runs from t0 to t1."""
+    got = []
+    t = t0
+    while t < t1:
+        t += 500
+        got.extend((t, m, a) for m, a in _sends(node.tick(t, WALL)))
+    return got
+
+
+def _cancel_of(invite):
+    c = invite.split(b"\r\n\r\n")[0].replace(b"INVITE sip", b"CANCEL sip").replace(b"1 INVITE", b"1 CANCEL")
+    return c.replace(b"Content-Length: %d" % len(SDP), b"Content-Length: 0") + b"\r\n\r\n"
+
+
+def test_timer_c_cancels_a_ringing_branch_then_gives_up_with_408():
+    node = _node(contacts=(BOB1,))
+    b1 = _to(_sends(node.receive(_invite(), CALLER, 0, WALL)), BOB1)[0]
+    node.receive(_answer(b1, 180, "Ringing", "t1"), BOB1, 10, WALL)
+    got = _ticks(node, 10, 250000)  # bob rings and never answers, not even the CANCEL's 487
+    cancels = [t for t, m, a in got if a == BOB1 and m.method == "CANCEL"]
+    assert cancels and 181000 <= cancels[0] <= 182000  # §16.8: Timer C, reset by the 180 at 10 ms
+    up = [(t, m.status) for t, m, a in got if a == CALLER]
+    assert up and up[0][1] == 408 and up[0][0] - cancels[0] <= 32500, up  # §9.1: given up 64·T1 later
+    assert len(node.proxy._by_server) == 0 and node.proxy._by_client == {}  # nothing left behind
+    node.receive(_answer(b1, 487, "Request Terminated", "t1"), BOB1, 250500, WALL)  # a late final: no crash
+    assert [m.status for m, a in _sends(node.tick(251000, WALL)) if a == CALLER] in ([], [408])
+
+
+def test_cancelled_branch_that_never_answers_still_ends_the_call_with_487():
+    node = _node(contacts=(BOB1,))
+    b1 = _to(_sends(node.receive(_invite(), CALLER, 0, WALL)), BOB1)[0]
+    node.receive(_answer(b1, 180, "Ringing", "t1"), BOB1, 10, WALL)
+    sends = _sends(node.receive(_cancel_of(_invite()), CALLER, 20, WALL))
+    assert [m.status for m in _to(sends, CALLER)] == [200] and [m.method for m in _to(sends, BOB1)] == ["CANCEL"]
+    node.receive(_answer(b1, 180, "Ringing", "t1"), BOB1, 1000, WALL)  # a late 1xx does not restart Timer C
+    got = _ticks(node, 20, 60000)
+    up = [(t, m.status) for t, m, a in got if a == CALLER]
+    assert up and up[0][1] == 487 and 32000 <= up[0][0] <= 33000, up
+    assert len(node.proxy._by_server) == 0
 
 
 def test_unanswered_branches_time_out_to_408():

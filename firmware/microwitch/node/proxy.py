@@ -17,6 +17,7 @@ from microwitch.sip.transaction import MAGIC_COOKIE
 from microwitch.node import flow
 
 TIMER_C_MS = const(181000)      # §16.6 item 11: "greater than 3 minutes"
+CANCEL_WAIT_MS = const(32000)   # §9.1: 64·T1 after a CANCEL, a branch with no final response is given up
 MAX_CONTEXTS = const(1024)      # forwarded requests in progress; more get 503 + Retry-After
 MAX_PER_SOURCE = const(128)     # of those, from one source address
 MAX_BRANCHES = const(10)        # contacts one request forks to (the registrar's contacts-per-AoR bound)
@@ -569,6 +570,8 @@ class Proxy:
         h.append(["CSeq", "%d CANCEL" % parse_cseq(inv.get("CSeq"))[0]])
         cancel = Message.request("CANCEL", inv.uri, h)
         ctn, acts = self.txl.send_request(cancel, br.txn.addr, now)
+        br.timer_c = now + CANCEL_WAIT_MS  # from now on Timer C's slot holds the §9.1 give-up deadline
+        self._arm_c(br.timer_c)
         return acts
 
     # -- responses (§16.7) -----------------------------------------------------------------------------------
@@ -584,7 +587,7 @@ class Proxy:
         acts = []
         if status < 200:
             br.provisional = True
-            if br.timer_c is not None:
+            if br.timer_c is not None and not br.cancelled:
                 br.timer_c = now + TIMER_C_MS
                 self._arm_c(br.timer_c)
             if br.cancel_wanted or (ctx.cancelled and not br.cancelled):
@@ -659,11 +662,25 @@ class Proxy:
         retry = self._failover(ctx, br, ctn, "timed out" if status == 408 else "unreachable", now)
         if retry is not None:
             return retry
+        return self._end_branch(ctx, br, status, reason, now)
+
+    def _end_branch(self, ctx, br, status, reason, now):
+        """The branch ends with a response of our own (§16.7 step 1); the best one goes upstream when due."""
         br.final = make_response(br.request, status, reason)  # carries our Via, like a real response
         br.timer_c = None
         if ctx.best is None or _rank(status) < _rank(ctx.best.status):
             ctx.best = br.final
         return self._maybe_final(ctx, now)
+
+    def _give_up(self, ctx, br, now):
+        """§9.1: the branch was cancelled 64·T1 ago and its final response never came: end its client
+        transaction and the branch (487 if the caller cancelled, else 408 for Timer C), so the caller gets
+        an answer and the context is freed."""
+        self._by_client.pop(br.txn.id, None)
+        self.txl.abandon(br.txn)
+        if ctx.cancelled:
+            return self._end_branch(ctx, br, 487, "Request Terminated", now)
+        return self._end_branch(ctx, br, 408, "Request Timeout", now)
 
     def on_terminated(self, txn):
         self._by_client.pop(txn.id, None)
@@ -763,7 +780,8 @@ class Proxy:
         return self._timer_c_next
 
     def tick(self, now):
-        """§16.6 item 11 / §16.8: an INVITE branch silent past Timer C is cancelled (or ends with 408)."""
+        """§16.6 item 11 / §16.8: an INVITE branch silent past Timer C is cancelled (or ends with 408); a
+        cancelled branch still without a final response 64·T1 later is given up (§9.1)."""
         if self._timer_c_next is None or now < self._timer_c_next:
             return []
         self._timer_c_next = None
@@ -774,7 +792,9 @@ class Proxy:
                     continue
                 if br.timer_c <= now:
                     br.timer_c = None
-                    if br.provisional:
+                    if br.cancelled:
+                        acts.extend(self._give_up(ctx, br, now))
+                    elif br.provisional:
                         acts.extend(self._cancel_branch(br, now))
                     else:
                         acts.extend(self.on_timeout(br.txn, now))

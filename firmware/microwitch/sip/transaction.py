@@ -583,6 +583,12 @@ class TransactionLayer:
             txn._terminate(ev)
         return ev, []
 
+    def abandon(self, txn):
+        """§9.1: give up on a client transaction whose final response never came (64·T1 after its CANCEL).
+        It is removed without sending anything; its "terminated" event comes with the next call's events."""
+        if txn.state != TERMINATED:
+            txn._terminate(self._pending)
+
     # -- timers --------------------------------------------------------------------------------------------
     def next_timer(self):
         """Absolute deadline (ms, same clock as `now`) of the earliest live timer, or None."""
