@@ -516,7 +516,9 @@ class _WLAN:
         self.cfg.update(kw)
 
     def ifconfig(self):
-        return ("192.168.1.50" if self.which == 0 else "192.168.4.1", "255.255.255.0", "", "")
+        if self.which == 0:
+            return ("192.168.1.50", "255.255.255.0", "192.168.1.1", "192.168.1.1")  # DNS from the DHCP lease
+        return ("192.168.4.1", "255.255.255.0", "192.168.4.1", "0.0.0.0")
 
 
 def _esp32_env(monkeypatch, tmp_path, device_json, joins=True):
@@ -576,10 +578,11 @@ def test_esp32_main_starts_node_and_prints_free_heap(monkeypatch, tmp_path, caps
     from microwitch.adapter import device
     started = {}
 
-    def fake_run(cfg, state, write, save_domain=None, on_start=None):
+    def fake_run(cfg, state, write, save_domain=None, on_start=None, dhcp_dns=None):
         started["cfg"] = cfg
         started["state"] = state
         started["save_domain"] = save_domain
+        started["dhcp_dns"] = dhcp_dns
         if on_start is not None:
             on_start(None, None)  # the free-heap line comes once the node's sockets are bound
         started["ran"] = True
@@ -594,6 +597,7 @@ def test_esp32_main_starts_node_and_prints_free_heap(monkeypatch, tmp_path, caps
     assert cfg["domain"] == "192.168.1.50" and cfg["max_aors"] == 50
     assert cfg["web"] == "192.168.1.50:80"  # the page on the board's address unless the config says otherwise
     assert started["state"] == "/state" and started["ran"] and started["save_domain"] is not None
+    assert started["dhcp_dns"] == ["192.168.1.1"]  # calls to other domains resolve via the lease's DNS
     assert "free heap 87654 bytes after start" in capsys.readouterr().out
 
 

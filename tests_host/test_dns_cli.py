@@ -120,6 +120,10 @@ def test_bad_arguments():
         p = subprocess.run([sys.executable, MICROWITCH, "dns", "check", "b.test", "--server", "dns.example"],
                            capture_output=True, text=True, timeout=60, cwd=REPO)
         assert p.returncode == 2 and "--server dns.example: must be a numeric IP address" in p.stderr
+        for bad in ("999.1.1.1", "10.0.0", "1.2.3.4:0"):
+            p = subprocess.run([sys.executable, MICROWITCH, "dns", "check", "b.test", "--server", bad, "--no-probe"],
+                               capture_output=True, text=True, timeout=60, cwd=REPO)
+            assert p.returncode == 2 and ("--server %s: must" % bad) in p.stderr, (bad, p.stderr)
         rc, out = _check(dns, "sips:b.test")
         assert rc == 1 and "TLS" in out
     finally:

@@ -16,12 +16,14 @@ DEVICE_FILE = "/device.json"
 STATE_DIR = "/state"
 
 
-def local_ip():
-    """The address boot.py brought up: the joined network's, else the setup access point's."""
+def local_if():
+    """(address, DNS server) of what boot.py brought up: the joined network's (the DNS server its DHCP lease
+    gave, for calls to other domains), else the setup access point's (no DNS there)."""
     sta = network.WLAN(network.STA_IF)
     if sta.active() and sta.isconnected():
-        return sta.ifconfig()[0]
-    return network.WLAN(network.AP_IF).ifconfig()[0]
+        ip, _, _, dns = sta.ifconfig()
+        return ip, dns if dns and dns != "0.0.0.0" else None
+    return network.WLAN(network.AP_IF).ifconfig()[0], None
 
 
 def role():
@@ -50,12 +52,13 @@ def node_config(ip):
 
 
 def run_node():
-    cfg = node_config(local_ip())
+    ip, dns = local_if()
+    cfg = node_config(ip)
 
     def started(node, loop):
         gc.collect()
         print("microwitch: free heap %d bytes after start" % gc.mem_free())  # `deploy` reports this line
-    device.run(cfg, STATE_DIR, print, device.json_domain_saver(CONFIG_FILE), started)
+    device.run(cfg, STATE_DIR, print, device.json_domain_saver(CONFIG_FILE), started, [dns] if dns else None)
 
 
 def main():

@@ -76,10 +76,11 @@ def _resolv_conf():
         return None
 
 
-def start(cfg, state, log, net=None, ticks=None, wall=None, rand=random_bytes, observe=None):
+def start(cfg, state, log, net=None, ticks=None, wall=None, rand=random_bytes, observe=None, dhcp_dns=None):
     """Open the stores in `state`, build the node, bind its sockets. Returns (node, loop); OSError if a
     listen address cannot be bound. `observe(msg, wall)` sees every message the node parses (the page's
-    live calls)."""
+    live calls); `dhcp_dns` lists the DNS servers the board's DHCP lease gave (used when neither the config
+    nor /etc/resolv.conf names one)."""
     backend = FileBackend(state)
     users = Users(backend, read_only=True)
     users.load()
@@ -89,7 +90,7 @@ def start(cfg, state, log, net=None, ticks=None, wall=None, rand=random_bytes, o
     accounts.load()
     listen = config.listen_addrs(cfg)
     node = Node(cfg, users, bindings, rand, log, rand(_SECRET_BYTES), [h for _, h, _ in listen], accounts,
-                _resolv_conf())
+                _resolv_conf(), dhcp_dns)
     if observe is not None:
         node.observe = observe
     loop = PollLoop(node, listen, log, cfg["max_tcp_connections"], cfg["max_tcp_per_source"], cfg["tcp_idle_s"],
@@ -110,15 +111,16 @@ def sip_addr(bound):
     return udp[0] if udp else (bound[0][1], bound[0][2])
 
 
-def run(cfg, state, write=print, save_domain=None, started=None):
+def run(cfg, state, write=print, save_domain=None, started=None, dhcp_dns=None):
     """Start the node and serve until its loop stops (a device's main loop).
 
     With `web` in the config the page runs beside the loop (adapter/webpage.py); its first run may store a new
     domain with `save_domain(domain)` (None or an error text; see json_domain_saver), and the node is
-    then rebuilt on the same sockets. `started(node, loop)` runs once the node's sockets are bound."""
+    then rebuilt on the same sockets. `started(node, loop)` runs once the node's sockets are bound; `dhcp_dns`
+    as for start()."""
     if not cfg["web"]:
         log = Logger(cfg["log_level"], write, cfg["log_format"] == "syslog")
-        node, loop = start(cfg, state, log)
+        node, loop = start(cfg, state, log, dhcp_dns=dhcp_dns)
         if started is not None:
             started(node, loop)
         try:
@@ -130,7 +132,7 @@ def run(cfg, state, write=print, save_domain=None, started=None):
     from microwitch.web.nodeview import ErrorRing
     errors = ErrorRing(write, wall_s)
     log = Logger(cfg["log_level"], errors.write, cfg["log_format"] == "syslog")
-    node, loop = start(cfg, state, log)
+    node, loop = start(cfg, state, log, dhcp_dns=dhcp_dns)
     page = webpage.Page(cfg, state, sip_addr(loop.bound), save_domain)
     node.observe = page.calls.observe_msg
     if started is not None:
@@ -139,7 +141,7 @@ def run(cfg, state, write=print, save_domain=None, started=None):
     def rebuild(old, new_cfg):
         new_cfg["listen"] = ["%s:%s:%d" % b for b in old.bound]  # the same sockets (a port 0 keeps its port)
         old.close()
-        return start(new_cfg, state, log, observe=page.calls.observe_msg)[1]
+        return start(new_cfg, state, log, observe=page.calls.observe_msg, dhcp_dns=dhcp_dns)[1]
 
     def ready():
         log.info("web page http://%s:%d/%s" % (page.host, page.port,

@@ -16,6 +16,7 @@ anything else is dropped with a log line and the query keeps waiting for the rea
 from microwitch.compat import const
 from microwitch.dns import message as dm
 from microwitch.dns.cache import Cache
+from microwitch.sip.uri import is_ip_literal
 
 MAX_PENDING = const(64)        # queries in flight; more fail at once as "busy"
 _TRIES = const(4)              # UDP attempts in all, rotating over the servers
@@ -49,6 +50,8 @@ def server_error(spec):
     for ch in host:
         if ch not in "0123456789abcdefABCDEF.:":
             return "must be a numeric IP address (a resolver cannot be found by name)"
+    if not is_ip_literal(host) or (":" in host and host.count(":") < 2):
+        return "must be a numeric IP address (dotted quad of 0..255, or IPv6)"
     return None
 
 
