@@ -565,6 +565,16 @@ def test_esp32_boot_opens_setup_access_point(monkeypatch, tmp_path, capsys, devi
     assert ap.active() and ap.cfg["essid"] == "microwitch-setup-3456" and len(ap.cfg["password"]) >= 8
     out = capsys.readouterr().out
     assert reason in out and ap.cfg["password"] in out
+    # random, not the MAC (anyone in radio range sees it), and kept for the next boot in /device.json
+    mac = "240ac4123456"  # the stub machine.unique_id() above
+    assert mac[-8:] not in ap.cfg["password"] and len(ap.cfg["password"]) >= 16
+    kept = json.loads((tmp_path / "device.json").read_text())
+    assert kept["setup_password"] == ap.cfg["password"]
+    if device_json is not None:
+        assert {k: v for k, v in kept.items() if k != "setup_password"} == device_json  # the rest unchanged
+    _WLAN.instances = {}
+    exec(compile(src, "boot.py", "exec"), {"__name__": "boot"})
+    assert _WLAN.instances[1].cfg["password"] == ap.cfg["password"]  # the same password after a reboot
 
 
 def test_esp32_main_starts_node_and_prints_free_heap(monkeypatch, tmp_path, capsys):
@@ -667,7 +677,9 @@ def test_systemd_unit_restarts_keeps_state_and_runs_unprivileged(images):
     u = _unit()
     assert u["Restart"] == ["on-failure"]
     assert u["StateDirectory"] == ["microwitch"]
-    assert u["DynamicUser"] == ["yes"] or u.get("User")
+    assert u["User"] == ["microwitch"] and "root" not in u.get("Group", [])
+    # read-only system except the state and /etc/microwitch, where the page's first run saves the domain
+    assert u["ProtectSystem"] == ["strict"] and u["ReadWritePaths"] == ["/etc/microwitch"]
     exec_start = u["ExecStart"][0].split()
     assert "--state" in exec_start and exec_start[exec_start.index("--state") + 1] == "/var/lib/microwitch"
     tree = _tree(images["rpi"][0])

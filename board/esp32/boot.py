@@ -1,11 +1,13 @@
 # microwitch on ESP32, stage 1: join Wi-Fi from /device.json, or open a setup access point when none is set.
 #
 # /device.json: {"wifi": {"ssid": "...", "password": "..."}, "role": "node"}   (written by
-# `tools/microwitch deploy esp32 --wifi-ssid ... --wifi-password ...`, or by hand with mpremote).
+# `tools/microwitch deploy esp32 --wifi-ssid ...`, which asks for the password, or by hand with mpremote).
 # Without a usable ssid, or when joining fails, the board opens the access point "microwitch-setup-XXXX"
-# (WPA2; its password is printed on the serial console) and main.py serves SIP on that network, so a phone
-# can be tried at once; set the Wi-Fi over USB to join a real network.
+# (WPA2) and main.py serves SIP on that network, so a phone can be tried at once; set the Wi-Fi over USB to
+# join a real network. The access point's password is random, made on first use and kept in /device.json
+# ("setup_password"), and printed on the serial console: nothing in the air (the MAC) gives it away.
 import json
+import os
 import time
 
 import network
@@ -39,12 +41,25 @@ def _join(wifi):
     return None
 
 
-def _setup_ap(reason):
+def _setup_password(dev):
+    pw = dev.get("setup_password")
+    if isinstance(pw, str) and len(pw) >= 8:
+        return pw
+    pw = "mw-" + hexlify(os.urandom(8)).decode()  # 64 random bits from the hardware RNG
+    dev["setup_password"] = pw
+    try:
+        with open(DEVICE_FILE, "w") as f:
+            json.dump(dev, f)
+    except OSError:
+        pass  # a read-only filesystem: a new password on every boot, still printed below
+    return pw
+
+
+def _setup_ap(reason, dev):
     ap = network.WLAN(network.AP_IF)
     ap.active(True)
-    tag = hexlify(unique_id()).decode()
-    essid = "microwitch-setup-" + tag[-4:]
-    password = "mw-" + tag[-8:]
+    essid = "microwitch-setup-" + hexlify(unique_id()).decode()[-4:]
+    password = _setup_password(dev)
     ap.config(essid=essid, password=password, authmode=network.AUTH_WPA2_PSK)
     print("microwitch: %s; setup access point %s, password %s" % (reason, essid, password))
     return ap.ifconfig()[0]
@@ -67,6 +82,6 @@ if _wifi.get("ssid"):
         print("microwitch: joined %s as %s" % (_wifi["ssid"], LOCAL_IP))
         _set_clock()
     else:
-        LOCAL_IP = _setup_ap("could not join %s" % _wifi["ssid"])
+        LOCAL_IP = _setup_ap("could not join %s" % _wifi["ssid"], _dev)
 else:
-    LOCAL_IP = _setup_ap("no Wi-Fi configured in " + DEVICE_FILE)
+    LOCAL_IP = _setup_ap("no Wi-Fi configured in " + DEVICE_FILE, _dev)
