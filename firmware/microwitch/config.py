@@ -23,7 +23,8 @@ def _port_spec(v):
         return "port must be a number"
     if not 0 <= port <= 65535:
         return "port must be 0..65535"
-    return None
+    err = _hostname(":".join(parts[1:-1]))
+    return "host " + err if err else None
 
 
 def _range(lo, hi):
@@ -35,11 +36,32 @@ def _range(lo, hi):
 
 
 def _hostname(v):
+    """A DNS name (RFC 1123 labels), a dotted-quad IPv4 address, or an IPv6 address (bracketed or not)."""
     if not v or len(v) > 253:
         return "must be a host name or IP address"
     for ch in v:
         if not (ch.isalpha() or ch.isdigit() or ch in "-.:[]"):
             return "must be a host name or IP address (found %r)" % ch
+    h = v[1:-1] if v[0] == "[" and v[-1] == "]" else v
+    if h is not v and ":" not in h:
+        return "brackets only go around an IPv6 address"
+    if ":" in h:
+        if "[" in h or "]" in h or h.count(":") < 2:
+            return "must be an IPv6 address like fd00::1"
+        for ch in h:
+            if not (ch.isdigit() or ch in "abcdefABCDEF:."):
+                return "must be an IPv6 address like fd00::1"
+        return None
+    if "[" in h or "]" in h:
+        return "brackets only go around an IPv6 address"
+    labels = h.rstrip(".").split(".")
+    if labels[-1].isdigit():  # a name's last label is never all digits: this is meant as an IPv4 address
+        if len(labels) != 4 or [p for p in labels if not p.isdigit() or int(p) > 255]:
+            return "must be an IPv4 address of four numbers 0..255"
+        return None
+    for label in labels:
+        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
+            return "must be a host name (labels of 1..63 letters, digits or '-', not starting or ending with '-')"
     return None
 
 

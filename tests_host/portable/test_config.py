@@ -38,6 +38,18 @@ def test_errors_name_file_and_field():
     assert "field 'listen'" in _err('{"listen": []}')
 
 
+def test_host_names_and_addresses_are_checked():
+    assert "field 'listen[0]': host must be an IPv4 address" in _err('{"listen": ["udp:999.1.1.1:5060"]}')
+    assert "field 'domain': must be an IPv4 address" in _err('{"domain": "10.0.0"}')
+    assert "field 'domain': must be a host name" in _err('{"domain": "-bad.example.org"}')
+    assert "field 'domain': must be a host name" in _err('{"domain": "a..example.org"}')
+    assert "field 'advertise': brackets" in _err('{"advertise": "[192.168.1.1]"}')
+    assert "field 'web'" in _err('{"web": "300.1.1.1:8080"}')
+    for good in ('"domain": "sip-1.example.org"', '"domain": "192.168.1.1"', '"advertise": "fd00::1"',
+                 '"listen": ["udp:[fd00::1]:5060", "tcp:0.0.0.0:5060"]', '"web": "[fd00::1]:8080"'):
+        assert _err("{%s}" % good) is None, good
+
+
 def test_ipv6_listen():
     c = config.load('{"listen": ["udp:[::1]:5070"]}')
     assert config.listen_addrs(c) == [("udp", "::1", 5070)]
