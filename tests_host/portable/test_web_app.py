@@ -41,8 +41,8 @@ def _enc(fields):
 class Env:
     """A WebApp on an in-memory state dir, with a fake clock."""
 
-    def __init__(self, setup=True, status=None):
-        self.cfg = config.load('{"domain": "example.org", "listen": ["udp:192.168.1.1:5060"]}')
+    def __init__(self, setup=True, status=None, cfg='{"domain": "example.org", "listen": ["udp:192.168.1.1:5060"]}'):
+        self.cfg = config.load(cfg)
         self.be = MemoryBackend()
         self.users = Users(self.be)
         self.users.load()
@@ -288,6 +288,30 @@ def test_add_user_shares_the_cli_store_and_shows_devices():
     assert other.addresses() == ["alice@example.org", "dave@example.org"]
     r = b.post("/remove", [("user", "nobody@example.org")])
     assert r.status == 400 and "no such person" in b.text()
+
+
+def _provisioning_xml(env, user):
+    b = _login(env)
+    b.post("/provision", [("user", user)])
+    t = b.text()
+    i = t.find('id="link">') + len('id="link">')
+    return env.req("GET", t[i:t.find("<", i)][len("http://192.168.1.1:8080"):]).body.decode()
+
+
+def test_provisioning_hands_out_the_ha1_of_an_offered_algorithm_and_the_advertised_address():
+    from microwitch.sip.digest import ha1_hex
+    env = Env(cfg='{"domain": "example.org", "listen": ["udp:0.0.0.0:5060"], "advertise": "192.168.1.5", '
+                  '"digest_algorithms": ["SHA-256"]}')
+    env.users.add("alice@example.org", "wonderland1")
+    xml = _provisioning_xml(env, "alice@example.org")
+    sha = ha1_hex("SHA-256", "alice", "example.org", "wonderland1")
+    assert '"algorithm" overwrite="true">SHA-256<' in xml and ('"ha1" overwrite="true">%s<' % sha) in xml
+    assert "&lt;sip:192.168.1.5:5060;transport=udp&gt;" in xml and "0.0.0.0" not in xml
+    env = Env()  # MD5 offered (the default, first): the MD5 HA1, which every Linphone understands
+    env.users.add("bob@example.org", "builder12")
+    xml = _provisioning_xml(env, "bob@example.org")
+    md5 = ha1_hex("MD5", "bob", "example.org", "builder12")
+    assert '"algorithm" overwrite="true">MD5<' in xml and ('"ha1" overwrite="true">%s<' % md5) in xml
 
 
 def test_provisioning_link_once_and_expiring():

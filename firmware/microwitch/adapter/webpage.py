@@ -51,7 +51,10 @@ class Page:
         self._save = save_domain
         self.shown = 0
         self.cfg = dict(cfg)
-        host = "[" + self.host + "]" if ":" in self.host else self.host
+        host = self.host
+        if host in ("0.0.0.0", "::"):  # listening everywhere: links must name an address phones can reach
+            host = cfg.get("advertise") or cfg["domain"]
+        host = "[" + host + "]" if ":" in host else host
         self.app = WebApp(self.cfg, users, self.admin, rand, status=self._view, accounts=accounts,
                           set_domain=self._set_domain if save_domain else None,
                           base_url="http://%s:%d" % (host, self.port), sip=sip)

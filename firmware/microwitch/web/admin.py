@@ -3,7 +3,7 @@ state directory, written with the same discipline as the user store (append, the
 
 Record "admin": {"alg": "pbkdf2-sha256", "iter": N, "salt": hex, "hash": hex}. The iteration count is stored
 with the hash so it can be raised later without breaking old records. PBKDF2_ITERATIONS is sized so one
-check takes well under a second on wasm MicroPython (measured: ~115,000 iterations/s there, see docs/web.md).
+check takes well under a second on wasm MicroPython (measured: ~115,000 iterations/s there, see README.md).
 """
 from binascii import hexlify, unhexlify
 

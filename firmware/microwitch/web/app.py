@@ -109,6 +109,8 @@ class WebApp:
         self.tokens = tokens or Tokens(rand)
         if sip is None:
             sip = self._sip_from_cfg()
+        if cfg.get("advertise") or sip[0] in ("0.0.0.0", "::"):
+            sip = (cfg.get("advertise") or cfg["domain"], sip[1])  # where phones reach us, as Via/RR say
         self.sip = sip
 
     def _sip_from_cfg(self):
@@ -343,8 +345,10 @@ class WebApp:
             return Response(404, b"", "text/plain")
         user, domain = a.rsplit("@", 1)
         host, port = self.sip
-        xml = lpconfig(user, domain, rec["realm"], rec["md5"], host, port,
-                       expires=self.cfg.get("default_expires", 3600))
+        # the phone answers the node's first challenge: hand it the HA1 of an algorithm the node offers
+        algo = "MD5" if "MD5" in self.cfg.get("digest_algorithms", ("MD5",)) else "SHA-256"
+        xml = lpconfig(user, domain, rec["realm"], rec["md5" if algo == "MD5" else "sha256"], host, port,
+                       expires=self.cfg.get("default_expires", 3600), algorithm=algo)
         return Response(200, xml, "application/xml")
 
     def _gen_password(self):

@@ -76,8 +76,9 @@ def _entry(name, value):
     return '  <entry name="%s" overwrite="true">%s</entry>\n' % (name, xml_esc(value))
 
 
-def lpconfig(user, domain, realm, ha1_md5, proxy_host, proxy_port, transport="udp", expires=3600):
-    """The lpconfig XML for `user@domain` registering through the node at proxy_host:proxy_port."""
+def lpconfig(user, domain, realm, ha1, proxy_host, proxy_port, transport="udp", expires=3600, algorithm="MD5"):
+    """The lpconfig XML for `user@domain` registering through the node at proxy_host:proxy_port; `ha1` is
+    the digest HA1 (hex) for `algorithm` ("MD5" or "SHA-256", RFC 7616), one the node offers."""
     host = "[" + proxy_host + "]" if ":" in proxy_host else proxy_host
     proxy = "sip:%s:%d;transport=%s" % (host, proxy_port, transport)
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -89,7 +90,7 @@ def lpconfig(user, domain, realm, ha1_md5, proxy_host, proxy_port, transport="ud
            _entry("reg_identity", "<sip:%s@%s>" % (user, domain)), _entry("reg_expires", str(expires)),
            _entry("reg_sendregister", "1"), _entry("realm", realm),
            '</section>\n<section name="auth_info_0">\n',
-           _entry("username", user), _entry("ha1", ha1_md5), _entry("algorithm", "MD5"), _entry("realm", realm),
+           _entry("username", user), _entry("ha1", ha1), _entry("algorithm", algorithm), _entry("realm", realm),
            _entry("domain", domain),
            '</section>\n</config>\n']
     return "".join(out)
