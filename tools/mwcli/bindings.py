@@ -3,11 +3,12 @@
 Contacts are exact; for a running node `expires` is the stored upper bound (refreshes that only move the expiry
 are not written to flash, see store/bindings.py)."""
 import json
+import os
 import time
 
 from microwitch.store.files import FileBackend
 from microwitch.store.bindings import Bindings
-from mwcli.state import add_state_arg
+from mwcli.state import add_state_arg, fail
 
 
 def register(sub):
@@ -18,6 +19,8 @@ def register(sub):
 
 
 def run(args):
+    if not os.path.isdir(args.state):  # a mistyped --state must not look like a node without bindings
+        fail("state directory %s does not exist (give the node's --state)" % args.state)
     now = int(time.time())
     b = Bindings(FileBackend(args.state), max_aors=10 ** 6, max_contacts_per_aor=100)
     b.load(now, repair=False)

@@ -53,6 +53,10 @@ def run(args):
         elif args.action == "add":
             addr = users.add(args.address, _password(args), realm=cfg["realm"])
             print("added %s" % addr)
+            served = [cfg["domain"]] + list(cfg["aliases"])
+            if addr.rsplit("@", 1)[1] not in served:
+                print("microwitch: warning: this node serves %s, so %s cannot register until its domain is "
+                      "served here (config 'domain' or 'aliases')" % (", ".join(served), addr), file=sys.stderr)
         elif args.action == "remove":
             if not users.remove(args.address):
                 fail("no user %s; nothing changed" % args.address)
