@@ -356,3 +356,274 @@ def test_to_tag_or_preloaded_route_without_our_token_is_not_a_dialog():
            "Call-ID: x\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n" % rr)
     sends = _sends(node.receive(bye.encode(), ("udp", "192.0.2.99", 5060), 30, WALL))
     assert [m.status for m, a in sends] == [403]
+
+
+# -- issue #5 review gaps: strict routers, 2xx retransmissions, in-dialog methods, short dialling ------------
+def _request(method, uri, via, frm, to, cseq, routes=(), extra="", body=b"", call_id="call-x"):
+    """A request as a UA sends it: `via` is the sender's Via value, `routes` its route set in order."""
+    lines = ["%s %s SIP/2.0" % (method, uri), "Via: " + via]
+    for r in routes:
+        lines.append("Route: " + r)
+    lines += ["Max-Forwards: 70", "From: " + frm, "To: " + to, "Call-ID: " + call_id,
+              "CSeq: %d %s" % (cseq, method)]
+    if extra:
+        lines.append(extra)
+    lines.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _call(node):
+    """carol (CALLER, foreign) calls bob (one contact, BOB1) and bob answers: (INVITE bob got, 200 carol got)."""
+    b1 = _to(_sends(node.receive(_invite(), CALLER, 0, WALL)), BOB1)[0]
+    up = _to(_sends(node.receive(_answer(b1, 200, "OK", "t1"), BOB1, 10, WALL)), CALLER)[0]
+    return b1, up
+
+
+_CAROL = "<sip:carol@remote.example>;tag=c1"
+_BOB = "<sip:bob@localhost>;tag=t1"
+_CAROL_URI = "sip:carol@198.51.100.9:5070"   # carol's Contact (remote target for bob)
+_BOB_URI = "sip:bob@10.1.0.1:5060"           # bob's Contact (remote target for carol)
+
+
+def _uri_of(name_addr):
+    return name_addr.split("<", 1)[1].split(">", 1)[0]
+
+
+def test_strict_router_before_us_the_last_route_becomes_the_request_uri():
+    """RFC 3261 §16.4: a strict router before us puts our Record-Route URI in the Request-URI and the remote
+    target at the end of the Route set. We must restore the Request-URI from that last Route and drop it."""
+    node = _node(contacts=(BOB1,))
+    b1, up = _call(node)
+    ours = _uri_of(up.get("Record-Route"))
+    assert ours.startswith("sip:mw") and ours.endswith(";lr")
+    bye = _request("BYE", ours, "SIP/2.0/UDP 198.51.100.9:5070;branch=z9hG4bKsr1;rport", _CAROL,
+                   "<sip:bob@localhost>;tag=t1", 2, routes=("<%s>" % _BOB_URI,))
+    out = _to(_sends(node.receive(bye, CALLER, 20, WALL)), BOB1)
+    assert [m.method for m in out] == ["BYE"]
+    assert out[0].uri == _BOB_URI
+    assert out[0].get_all("Route") == []
+    # a Route set longer than the remote target: the entries before it travel on, in order
+    nxt = "<sip:p2.example;lr>"
+    bye = _request("BYE", ours, "SIP/2.0/UDP 198.51.100.9:5070;branch=z9hG4bKsr2;rport", _CAROL,
+                   "<sip:bob@localhost>;tag=t1", 3, routes=(nxt, "<%s>" % _BOB_URI))
+    out = _to(_sends(node.receive(bye, CALLER, 30, WALL)), BOB1)
+    assert [m.method for m in out] == ["BYE"]
+    assert out[0].uri == _BOB_URI and out[0].get_all("Route") == [nxt]
+    # and the answer comes back to carol
+    ok = _to(_sends(node.receive(_answer(out[0], 200, "OK", "t1"), BOB1, 40, WALL)), CALLER)
+    assert [m.status for m in ok] == [200] and ok[0].get("CSeq") == "3 BYE"
+
+
+def test_strict_router_after_us_gets_the_request_uri_pushed_onto_the_route_set():
+    """RFC 3261 §16.6 step 6: the next hop is a strict router (its Route has no `lr`): it receives its own URI
+    as the Request-URI and the original Request-URI as the last Route value."""
+    node = _node(contacts=(BOB1,))
+    b1, up = _call(node)
+    rr = up.get("Record-Route")
+    strict = "<sip:sr@203.0.113.1:40001>"  # bob's side of the dialog is a strict router (at BOB1)
+    bye = _request("BYE", _BOB_URI, "SIP/2.0/UDP 198.51.100.9:5070;branch=z9hG4bKsr3;rport", _CAROL,
+                   "<sip:bob@localhost>;tag=t1", 2, routes=(rr, strict, "<sip:p3.example;lr>"))
+    out = _to(_sends(node.receive(bye, CALLER, 20, WALL)), BOB1)
+    assert [m.method for m in out] == ["BYE"]
+    assert out[0].uri == "sip:sr@203.0.113.1:40001"
+    assert out[0].get_all("Route") == ["<sip:p3.example;lr>", "<%s>" % _BOB_URI]
+    ack = _request("ACK", _BOB_URI, "SIP/2.0/UDP 198.51.100.9:5070;branch=z9hG4bKsr4", _CAROL,
+                   "<sip:bob@localhost>;tag=t1", 1, routes=(rr, strict))  # the stateless ACK path too
+    out = _to(_sends(node.receive(ack, CALLER, 25, WALL)), BOB1)
+    assert [m.method for m in out] == ["ACK"]
+    assert out[0].uri == "sip:sr@203.0.113.1:40001" and out[0].get_all("Route") == ["<%s>" % _BOB_URI]
+    # a preloaded strict Route from an authenticated local caller: the same rewrite, sent to the router
+    node = _node(contacts=(BOB1,))
+    resp = _to(_sends(node.receive(_invite(frm="sip:alice@localhost", branch="pl0"), CALLER, 0, WALL)), CALLER)[0]
+    nonce = [v for v in resp.get_all("Proxy-Authenticate") if "MD5" in v][0].split('nonce="')[1].split('"')[0]
+    ha1 = ha1_hex("MD5", "alice", "localhost", "wonderland")
+    r = response_hex("MD5", ha1, nonce, "00000001", "cn", "auth", "INVITE", "sip:bob@localhost")
+    creds = ('Proxy-Authorization: Digest username="alice", realm="localhost", nonce="%s", '
+             'uri="sip:bob@localhost", response="%s", algorithm=MD5, qop=auth, nc=00000001, cnonce="cn"\r\n'
+             'Route: <sip:gw@192.0.2.7:5080>\r\n' % (nonce, r))
+    sends = _sends(node.receive(_invite(frm="sip:alice@localhost", branch="pl1", extra=creds), CALLER, 10, WALL))
+    out = _to(sends, ("udp", "192.0.2.7", 5080))
+    assert [m.method for m in out] == ["INVITE"]
+    assert out[0].uri == "sip:gw@192.0.2.7:5080"
+    assert out[0].get_all("Route") == ["<sip:bob@localhost>"]
+    # a loose router (`lr`) is left alone: Request-URI and Route travel as they came
+    r = response_hex("MD5", ha1, nonce, "00000002", "cn", "auth", "INVITE", "sip:bob@localhost")
+    creds = creds.replace("nc=00000001", "nc=00000002").replace(creds.split('response="')[1].split('"')[0], r)
+    creds = creds.replace("5080>", "5080;lr>")
+    sends = _sends(node.receive(_invite(frm="sip:alice@localhost", branch="pl2", extra=creds), CALLER, 20, WALL))
+    out = _to(sends, ("udp", "192.0.2.7", 5080))
+    assert [m.method for m in out] == ["INVITE"]
+    assert out[0].uri == "sip:bob@localhost" and out[0].get_all("Route") == ["<sip:gw@192.0.2.7:5080;lr>"]
+
+
+def test_every_2xx_retransmission_reaches_the_caller():
+    """RFC 6026 §7.2/§8.4: the callee retransmits its 2xx until the ACK comes; each copy goes upstream, while
+    the client transaction is Accepted and after it is gone (stateless, by the Via)."""
+    node = _node(contacts=(BOB1,))
+    b1, up = _call(node)
+    ok = _answer(b1, 200, "OK", "t1")
+    for t in (510, 1510, 3510):
+        out = _to(_sends(node.receive(ok, BOB1, t, WALL)), CALLER)
+        assert [m.status for m in out] == [200], t
+        assert len(out[0].get_all("Via")) == 1 and out[0].get("To").endswith(";tag=t1")
+    _ticks(node, 3510, 40000)  # Timer M (64·T1) ends the client transaction
+    out = _to(_sends(node.receive(ok, BOB1, 40500, WALL)), CALLER)
+    assert [m.status for m in out] == [200]
+    assert out[0].get_all("Via") == [b1.get_all("Via")[1]]
+
+
+def test_a_2xx_after_the_callers_cancel_still_reaches_the_caller():
+    """RFC 3261 §16.7 step 5, §9.1: CANCEL and the callee's 200 cross. The 200 goes to the caller (who then ACKs
+    and hangs up); the other branch is cancelled and no 487 follows the 200."""
+    node = _node()
+    sends = _sends(node.receive(_invite(), CALLER, 0, WALL))
+    b1 = _to(sends, BOB1)[0]
+    b2 = _to(sends, BOB2)[0]
+    node.receive(_answer(b1, 180, "Ringing", "t1"), BOB1, 5, WALL)
+    node.receive(_answer(b2, 180, "Ringing", "t2"), BOB2, 6, WALL)
+    sends = _sends(node.receive(_cancel_of(_invite()), CALLER, 10, WALL))
+    assert [m.status for m in _to(sends, CALLER)] == [200]
+    assert [m.method for m in _to(sends, BOB1)] == ["CANCEL"] and [m.method for m in _to(sends, BOB2)] == ["CANCEL"]
+    sends = _sends(node.receive(_answer(b1, 200, "OK", "t1"), BOB1, 20, WALL))  # too late to cancel
+    up = _to(sends, CALLER)
+    assert [m.status for m in up] == [200] and up[0].get("CSeq") == "1 INVITE"
+    assert up[0].get("Record-Route") is not None
+    later = _sends(node.receive(_answer(b2, 487, "Request Terminated", "t2"), BOB2, 30, WALL))
+    later += [(m, a) for t, m, a in _ticks(node, 30, 40000)]
+    assert [m.status for m in _to(later, CALLER)] == []  # no 487 after the 200
+    # the retransmitted 200 still goes up, and the ACK reaches bob
+    assert [m.status for m in _to(_sends(node.receive(_answer(b1, 200, "OK", "t1"), BOB1, 40500, WALL)),
+                                  CALLER)] == [200]
+    ack = _request("ACK", _BOB_URI, "SIP/2.0/UDP 198.51.100.9:5070;branch=z9hG4bKack9", _CAROL,
+                   "<sip:bob@localhost>;tag=t1", 1, routes=(up[0].get("Record-Route"),))
+    assert [m.method for m in _to(_sends(node.receive(ack, CALLER, 40600, WALL)), BOB1)] == ["ACK"]
+
+
+def _indialog(node, rr, method, from_caller, cseq, body=b"", extra=""):
+    """Send one in-dialog request along the dialog's route set; return (what the far end got, its source)."""
+    if from_caller:
+        req = _request(method, _BOB_URI, "SIP/2.0/UDP 198.51.100.9:5070;branch=z9hG4bKc%d;rport" % cseq, _CAROL,
+                       "<sip:bob@localhost>;tag=t1", cseq, routes=(rr,), extra=extra, body=body)
+        src, dst = CALLER, BOB1
+    else:
+        req = _request(method, _CAROL_URI, "SIP/2.0/UDP 10.1.0.1:5060;branch=z9hG4bKb%d;rport" % cseq, _BOB,
+                       "<sip:carol@remote.example>;tag=c1", cseq, routes=(rr,), extra=extra, body=body)
+        src, dst = BOB1, CALLER
+    sends = _sends(node.receive(req, src, 100 + cseq, WALL))
+    assert [a for m, a in sends] == [dst], (method, [(m.method or m.status, a) for m, a in sends])
+    return sends[0][0], src, dst
+
+
+def test_in_dialog_methods_follow_the_flow_token_both_ways():
+    """UPDATE, PRACK, INFO, REFER, SUBSCRIBE, NOTIFY and an unknown method inside a record-routed dialog reach
+    the other party by the flow token, with Request-URI, body and method untouched, and their answer returns."""
+    node = _node(contacts=(BOB1,))
+    b1, up = _call(node)
+    rr = up.get("Record-Route")
+    cases = (("PRACK", True, b"", "RAck: 1 1 INVITE"),
+             ("UPDATE", False, b"v=0\r\nupdate\r\n", "Content-Type: application/sdp"),
+             ("INFO", True, b"Signal=5\r\nDuration=160\r\n", "Content-Type: application/dtmf-relay"),
+             ("REFER", True, b"", "Refer-To: <sip:dave@remote.example>"),
+             ("NOTIFY", False, b"SIP/2.0 100 Trying\r\n", "Event: refer\r\nSubscription-State: active"),
+             ("SUBSCRIBE", False, b"", "Event: dialog"),
+             ("FOOBAR", True, b"opaque", "Content-Type: application/x-foo"),
+             ("FOOBAR", False, b"", ""))
+    cseq = 1
+    for method, from_caller, body, extra in cases:
+        cseq += 1
+        got, src, dst = _indialog(node, rr, method, from_caller, cseq, body, extra)
+        assert got.method == method and got.body == body
+        assert got.uri == (_BOB_URI if from_caller else _CAROL_URI)
+        assert got.get("Route") is None and got.get("Record-Route") is None  # no new Record-Route in dialog
+        assert len(got.get_all("Via")) == 2 and got.get_all("Via")[0].startswith("SIP/2.0/UDP 127.0.0.1:5060;")
+        assert got.get("Max-Forwards") == "69"
+        first = extra.split("\r\n")[0]
+        if first:
+            assert got.get(first.split(":")[0]) == first.split(": ", 1)[1]
+        back = _sends(node.receive(_answer(got, 200, "OK", "x"), dst, 200 + cseq, WALL))
+        assert [(m.status, a) for m, a in back] == [(200, src)], method
+        assert back[0][0].get("CSeq") == "%d %s" % (cseq, method)
+
+
+def test_subscribe_is_record_routed_and_its_notify_comes_back_through_the_node():
+    """RFC 6665: SUBSCRIBE creates a dialog, so the node record-routes it; the notifier's NOTIFY, sent along
+    that route set, reaches the subscriber."""
+    node = _node(contacts=(BOB1,))
+    sub = _request("SUBSCRIBE", "sip:bob@localhost", "SIP/2.0/UDP 198.51.100.9:5070;branch=z9hG4bKsub1;rport",
+                   _CAROL, "<sip:bob@localhost>", 1, extra="Event: presence\r\nExpires: 600\r\n"
+                   "Contact: <sip:carol@198.51.100.9:5070>", call_id="sub-1")
+    sends = _sends(node.receive(sub, CALLER, 0, WALL))
+    got = _to(sends, BOB1)
+    assert [m.method for m in got] == ["SUBSCRIBE"] and got[0].uri == _BOB_URI
+    rr = got[0].get("Record-Route")
+    assert rr is not None and _uri_of(rr).startswith("sip:mw")
+    back = _to(_sends(node.receive(_answer(got[0], 200, "OK", "t1"), BOB1, 10, WALL)), CALLER)
+    assert [m.status for m in back] == [200] and back[0].get("Record-Route") == rr
+    notify = _request("NOTIFY", _CAROL_URI, "SIP/2.0/UDP 10.1.0.1:5060;branch=z9hG4bKntf1;rport", _BOB,
+                      "<sip:carol@remote.example>;tag=c1", 1, routes=(rr,),
+                      extra="Event: presence\r\nSubscription-State: active;expires=600", call_id="sub-1",
+                      body=b"<presence/>")
+    out = _to(_sends(node.receive(notify, BOB1, 20, WALL)), CALLER)
+    assert [m.method for m in out] == ["NOTIFY"] and out[0].uri == _CAROL_URI and out[0].body == b"<presence/>"
+
+
+def test_unknown_method_outside_a_dialog_is_forwarded_not_refused():
+    """RFC 3261 §16.1: a proxy forwards methods it does not know; only the UAS may answer 405/501."""
+    node = _node()
+    foo = _request("FOOBAR", "sip:bob@localhost", "SIP/2.0/UDP 198.51.100.9:5070;branch=z9hG4bKfoo1;rport",
+                   _CAROL, "<sip:bob@localhost>", 1, body=b"x")
+    sends = _sends(node.receive(foo, CALLER, 0, WALL))
+    assert [m.method for m in _to(sends, BOB1)] == ["FOOBAR"] and [m.method for m in _to(sends, BOB2)] == ["FOOBAR"]
+    assert _to(sends, CALLER) == []
+    b1 = _to(sends, BOB1)[0]
+    assert b1.get("Record-Route") is None  # not a dialog-creating method
+    back = _sends(node.receive(_answer(b1, 501, "Not Implemented", "t1"), BOB1, 10, WALL))
+    assert _to(back, CALLER) == []  # waits for bob's other contact
+    back = _sends(node.receive(_answer(_to(sends, BOB2)[0], 501, "Not Implemented", "t2"), BOB2, 20, WALL))
+    assert [m.status for m in _to(back, CALLER)] == [501]
+
+
+def _short_dial_node():
+    cfg = config.load('{"domain": "localhost", "listen": ["udp:127.0.0.1:5060"], '
+                      '"short_dial": {"100": "alice", "200": "nobody"}}')
+    be = MemoryBackend()
+    users = Users(be)
+    users.load()
+    users.add("alice@localhost", "wonderland")
+    users.add("bob@localhost", "builder")
+    bindings = Bindings(be)
+    bindings.update("sip:alice@localhost", [Binding("sip:alice@10.2.0.1:5060", WALL + 3600, 3600, "ra", 1, BOB2)],
+                    WALL)
+    node = Node(cfg, users, bindings, _rand, Logger("debug", lambda s: None), b"s" * 32, ["127.0.0.1"])
+    node.set_listen([ME])
+    return node
+
+
+def _bob_invite(node, to, branch, nc):
+    """An INVITE from local user bob to `to`, answered with his credentials for the node's challenge."""
+    first = _invite(frm="sip:bob@localhost", to=to, branch=branch + "a")
+    resp = _to(_sends(node.receive(first, CALLER, 0, WALL)), CALLER)[0]
+    assert resp.status == 407
+    nonce = [v for v in resp.get_all("Proxy-Authenticate") if "MD5" in v][0].split('nonce="')[1].split('"')[0]
+    ha1 = ha1_hex("MD5", "bob", "localhost", "builder")
+    r = response_hex("MD5", ha1, nonce, nc, "cn", "auth", "INVITE", to)
+    creds = ('Proxy-Authorization: Digest username="bob", realm="localhost", nonce="%s", uri="%s", '
+             'response="%s", algorithm=MD5, qop=auth, nc=%s, cnonce="cn"\r\n' % (nonce, to, r, nc))
+    return _sends(node.receive(_invite(frm="sip:bob@localhost", to=to, branch=branch, extra=creds), CALLER, 10,
+                               WALL))
+
+
+def test_short_dial_number_rings_the_mapped_user():
+    """Config short_dial {"100": "alice"}: bob dials sip:100@localhost and alice's contact rings, with her
+    contact as Request-URI (To keeps what bob dialled); a number mapped to no user is 404."""
+    node = _short_dial_node()
+    sends = _bob_invite(node, "sip:100@localhost", "sd1", "00000001")
+    out = _to(sends, BOB2)
+    assert [m.method for m in out] == ["INVITE"]
+    assert out[0].uri == "sip:alice@10.2.0.1:5060"
+    assert out[0].get("To") == "<sip:100@localhost>" and out[0].body == SDP
+    assert [m.status for m in _to(sends, CALLER)] == [100]
+    sends = _bob_invite(node, "sip:200@localhost", "sd2", "00000001")
+    assert [m.status for m in _to(sends, CALLER)] == [404] and _to(sends, BOB2) == []
+    sends = _bob_invite(node, "sip:300@localhost", "sd3", "00000001")
+    assert [m.status for m in _to(sends, CALLER)] == [404]

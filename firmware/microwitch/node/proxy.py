@@ -109,6 +109,26 @@ def _uri_dest(uri, default_proto="udp"):
     return (proto, u.host.strip("[]"), u.port or 5060)
 
 
+def _src(txn):
+    """The request's source as log text (issue #3: a log line names who asked), "-" without a transaction."""
+    src = getattr(txn, "source", None)
+    return "%s:%s:%d" % src if src else "-"
+
+
+def _strict_next(req):
+    """§16.6 step 6: if the next hop is a strict router (first Route URI without `lr`), its URI becomes the
+    Request-URI and the Request-URI goes to the end of the Route set, as a strict router expects (§16.12)."""
+    top = req.get("Route")
+    if top is None:
+        return
+    uri = parse_name_addr(top).uri
+    if "lr" in parse_uri(uri).params:
+        return
+    req.remove_first("Route")
+    req.add("Route", "<" + req.uri + ">")
+    req.uri = uri
+
+
 class Proxy:
     """Proxy(cfg, txl, registrar, users, rand, secret, log); set `listen` [(proto, host, port)] before use."""
 
@@ -192,7 +212,7 @@ class Proxy:
                              ";tag=" not in msg.get("To") else None)
         for name, value in headers:
             resp.add(name, value)
-        self.log("%s %s %d %s" % (msg.method, msg.uri[:80], status, reason))
+        self.log("%s %s %s %d %s" % (msg.method, msg.uri[:80], _src(txn), status, reason))
         return self.txl.respond(txn, resp, now)
 
     # -- requests ------------------------------------------------------------------------------------------
@@ -414,6 +434,7 @@ class Proxy:
             if path:
                 for p in reversed(path):
                     req.add("Route", p, top=True)
+            _strict_next(req)
             if not in_dialog and req.method in _RR_METHODS:
                 self._record_route(req, source, dest)
             req.add("Via", self._via(dest[0], self._branch_id(lh)), top=True)
@@ -528,6 +549,7 @@ class Proxy:
         """§16.11: an ACK for a 2xx is forwarded statelessly, with a branch derived from the request."""
         ruri, dest = target[0], target[1]
         fwd.uri = ruri
+        _strict_next(fwd)
         fwd.add("Via", self._via(dest[0], _BRANCH_MW + lh + ".ack"), top=True)
         return [("send", fwd.to_bytes(), dest)]
 
@@ -603,6 +625,8 @@ class Proxy:
             acts.extend(self.txl.respond(ctx.txn, self._upstream(msg), now))
             if not ctx.final_sent:
                 ctx.final_sent = True
+                self.log("%s %s %s %d %s" % (ctx.request.method, ctx.request.uri[:80], _src(ctx.txn), status,
+                                             msg.reason))  # one line per outcome, answered calls too
                 if ctx.request.method == "INVITE":  # §16.7 step 10; §9.1: no CANCEL for other methods
                     for other in ctx.branches:
                         if other is not br:
@@ -723,7 +747,8 @@ class Proxy:
                                 resp.add(name, v)
         if resp.get("To") and ";tag=" not in resp.get("To"):
             resp.set("To", resp.get("To") + ";tag=" + self.registrar._tag())
-        self.log("%s %s %d %s" % (ctx.request.method, ctx.request.uri[:80], resp.status, resp.reason))
+        self.log("%s %s %s %d %s" % (ctx.request.method, ctx.request.uri[:80], _src(ctx.txn), resp.status,
+                                     resp.reason))
         acts = self.txl.respond(ctx.txn, resp, now)
         self._maybe_done(ctx)
         return acts
