@@ -55,7 +55,7 @@ def _check(s, pkt):
     assert isinstance(out, list)
     assert s.last_internal_error is None, repr(s.last_internal_error)
     for act in out:
-        assert act[0] in ("send", "failed", "secure", "cache_mismatch", "clear", "sas_relay")
+        assert act[0] in ("send", "failed", "secure", "cache_mismatch", "cache_error", "clear", "sas_relay")
         if act[0] == "send":
             packet.parse(act[1])        # whatever we send is a valid packet
     return out
@@ -76,7 +76,11 @@ def test_well_framed_random_messages(mtype, body, seq, k):
     msg = struct.pack(">HH", 0x505A, (12 + len(body)) >> 2) + mtype + body
     link = _replay(k)
     for s in (link.a, link.b):
-        _check(s, packet.build(seq, 0x11223344, msg))
+        before = s.state
+        out = _check(s, packet.build(seq, 0x11223344, msg))
+        if before == "secure":
+            # RFC 6189 5.9, 10: nothing forged ends (or re-keys) an established session
+            assert s.state == "secure" and [a for a in out if a[0] != "send"] == [], out
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -97,6 +101,8 @@ def test_mutated_real_packets(j, k, edits, truncate):
     if before != "secure":
         # forged input alone never completes a handshake that was not complete
         assert not any(a[0] == "secure" for a in out) or bytes(_reseal(b)) == pkt
+    else:
+        assert s.state == "secure" and [a for a in out if a[0] != "send"] == [], out
 
 
 def _deep_size(obj, seen=None):

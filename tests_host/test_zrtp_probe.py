@@ -2,7 +2,6 @@
 backend. The probe against bzrtp is in test_zrtp_bzrtp.py."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -105,3 +104,48 @@ def test_file_backend_survives_torn_appends_and_leftover_temp(tmp_path):
     r.store(b"\x01" * 12, b"b" * 32, 0xFFFFFFFF)
     e = ZidCache(FileBackend(path), clock=lambda: 100).lookup(b"\x01" * 12)
     assert e["rs1"] == b"b" * 32 and e["rs2"] == b"a" * 32
+
+
+def test_file_backend_uses_the_journal_discipline(tmp_path, monkeypatch):
+    # a compaction that died after removing the cache on a filesystem without rename-over leaves only
+    # name.tmp (complete: it was fsynced first); the next load finishes the rename
+    path = str(tmp_path / "zid.cache")
+    c = ZidCache(FileBackend(path), rand=Drbg("j"), clock=lambda: 100)
+    zid = c.zid()
+    c.store(b"\x03" * 12, b"d" * 32, 0xFFFFFFFF)
+    c.compact()
+    os.rename(path, path + ".tmp")
+    r = ZidCache(FileBackend(path), clock=lambda: 100)
+    assert r.zid() == zid and r.lookup(b"\x03" * 12)["rs1"] == b"d" * 32
+    assert os.path.exists(path) and not os.path.exists(path + ".tmp")
+    # rename cannot replace an existing file (FAT): compaction removes the old file first, then renames
+    real_rename = os.rename
+
+    def fat_rename(src, dst):
+        if os.path.exists(dst):
+            raise OSError(17, "File exists")
+        real_rename(src, dst)
+    monkeypatch.setattr(os, "rename", fat_rename)
+    r.store(b"\x03" * 12, b"e" * 32, 0xFFFFFFFF)
+    r.compact()
+    monkeypatch.setattr(os, "rename", real_rename)
+    e = ZidCache(FileBackend(path), clock=lambda: 100).lookup(b"\x03" * 12)
+    assert e["rs1"] == b"e" * 32 and e["rs2"] == b"d" * 32
+    assert not os.path.exists(path + ".tmp")
+    # every append is fsynced before store() returns (the secret is on disk before the call is secure)
+    synced = []
+    import microwitch.store.files as files
+    real_fsync = files.fsync
+    monkeypatch.setattr(files, "fsync", lambda f: (synced.append(f.name), real_fsync(f)))
+    r.store(b"\x04" * 12, b"f" * 32, 0xFFFFFFFF)
+    assert synced == [path]
+
+
+def test_probe_with_an_unusable_cache_file_fails_cleanly(tmp_path):
+    pa, pb = _ports()
+    for bad in ("/nonexistent/dir/zid", str(tmp_path)):
+        r = subprocess.run(PROBE + ["--local", str(pa), "--peer", str(pb), "--timeout-ms", "300", "--cache", bad],
+                           capture_output=True, text=True, timeout=30)
+        ev = _events(r.stdout)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert ev[-1]["event"] == "failed" and bad in ev[-1]["reason"], ev

@@ -2,7 +2,9 @@
 
 One raw ZRTP packet per datagram. JSON lines on stdout: first {"event":"hello_hash","value":"1.10 <hex>"},
 then {"event":"secure",...} (exit 0 after lingering to answer retransmissions) or
-{"event":"failed","reason":...} (exit 2). Packet traces go to stderr.
+{"event":"failed","reason":...} (exit 2; also, alone, when the --cache file cannot be read or created).
+A secure session whose retained secret could not be saved adds {"event":"cache_error","file":...,"reason":...}
+after "secure". Packet traces go to stderr.
 """
 import binascii
 import json
@@ -47,6 +49,10 @@ def _hex(b):
     return binascii.hexlify(b).decode()
 
 
+def _oserror(e):
+    return e.strerror or str(e) or type(e).__name__
+
+
 def _ms():
     return int(time.monotonic() * 1000)
 
@@ -66,7 +72,12 @@ def run(args):
         config["sas"] = [args.sas, "B32", "B256"]
     cache = None
     if args.cache:
-        cache = ZidCache(FileBackend(args.cache), rand=os.urandom)
+        try:
+            cache = ZidCache(FileBackend(args.cache), rand=os.urandom)
+            cache.zid()     # a new cache writes our ZID now: a read-only place fails here, not mid-call
+        except OSError as e:
+            _emit({"event": "failed", "reason": "cannot use ZID cache file %s: %s" % (args.cache, _oserror(e))})
+            return 2
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", args.local))
@@ -113,6 +124,8 @@ def run(args):
                 _emit({"event": "failed", "reason": act[1]})
                 result["rc"] = 2
                 result["until"] = now + 50     # let an Error message leave
+            elif act[0] == "cache_error":
+                _emit({"event": "cache_error", "file": args.cache, "reason": act[1]})
             elif act[0] == "cache_mismatch":
                 trace("cache mismatch with peer ZID %s: compare the SAS" % act[1]["peer_zid"])
 

@@ -6,7 +6,22 @@
     actions = s.receive(packet, now)    # one ZRTP packet (bytes) from the peer
 
 Actions: ("send", packet), ("secure", info), ("failed", reason), ("cache_mismatch", info),
-("clear", info) after an allowed GoClear, ("sas_relay", info) for an (untrusted) SASrelay.
+("clear", info) after an allowed GoClear, ("sas_relay", info) for an (untrusted) SASrelay,
+("cache_error", reason) when the ZID cache could not be written (the session is secure all the same).
+
+What ends a handshake and what is only dropped (RFC 6189 5.9, 10). Anyone can compute a CRC, so only what
+the RFC makes fatal is fatal, and mostly after the hash chain has authenticated the sender:
+- dropped and counted in `dropped`: a bad CRC or framing, a malformed message, a message the current state
+  does not expect, a message whose hash-chain MAC or hash image does not check, a second different Hello,
+  GoClear/SASrelay before the secure state;
+- fatal during the handshake (Error sent with the 5.9 code): unsupported version (0x30), equal ZIDs (0x90)
+  and no common algorithm (0x5x) in the Hello; a Commit choosing what we did not offer (0x5x), Mult without a
+  first stream (0x53) or with a reused nonce (0x80); a bad public value (0x61) or hvi (0x62); a confirm_mac
+  mismatch (0x70); T1/T2 running out or the peer going quiet (0xB0, once the peer's Hello was seen); a
+  received Error (answered with ErrorACK); a Hello that does not match a=zrtp-hash (no Error: the sender is
+  not the peer we expect);
+- once secure (or clear) nothing received changes the state except an authenticated GoClear; Error,
+  malformed and unexpected handshake packets are dropped and counted.
 
 role_hint: "initiator" sends Commit as soon as it has the peer's Hello (the Commit acknowledges it,
 4.1); "auto" sends HelloACK and commits once its own Hello is acknowledged (commit contention, 4.2,
@@ -30,6 +45,7 @@ T2_START = const(150)
 T2_CAP = const(1200)
 T2_MAX = const(10)
 IDLE_MS = const(30000)      # a waiting state with no timer of its own gives up after this long
+MAX_MS_NONCES = const(16)   # Multistream Commit nonces remembered per first stream (4.4.3 nonce reuse)
 
 _DISCOVERY = const(0)
 _I_COMMIT = const(1)        # initiator: Commit sent
@@ -52,6 +68,9 @@ _KNOWN = {"hash": kdf.HASHES, "cipher": kdf.CIPHERS, "auth": (b"HS32", b"HS80"),
           "ka": (b"X255", b"E255", b"DH3k", b"DH2k", b"EC25", b"Mult", b"Prsh"), "sas": (b"B32 ", b"B256")}
 _ALGO_ERROR = {"hash": E.BAD_HASH, "cipher": E.BAD_CIPHER, "auth": E.BAD_AUTH, "ka": E.BAD_KA,
                "sas": E.BAD_SAS}
+# what a secure (or clear) session still answers: retransmissions whose answer was lost, GoClear,
+# SASrelay and their ACKs; anything else is dropped (RFC 6189 10)
+_AFTER_SECURE = (M.HELLO, M.COMMIT, M.CONFIRM2, M.GOCLEAR, M.CLEARACK, M.SASRELAY, M.RELAYACK, M.PINGACK)
 _FLAG_V = const(4)
 _FLAG_A = const(2)
 
@@ -151,6 +170,8 @@ class ZrtpSession:
         self.failure = None
         self.last_internal_error = None
         self.dropped = 0
+        self.last_dropped = None    # why the last packet was dropped (for logs and failure reasons)
+        self._ms_nonces = []        # nonces of Multistream Commits under our ZRTPSess (shared by reference)
         if cfg.get("peer_hello_hash"):
             self.set_peer_hello_hash(cfg["peer_hello_hash"])
 
@@ -204,13 +225,15 @@ class ZrtpSession:
         try:
             self._receive(data, now, out)
         except ZrtpError as e:
-            if e.code and self._state != _FAILED:
+            if e.code and self._state < _SECURE:
                 self._fail(out, e.reason, e.code, now)
             else:
                 self.dropped += 1
+                self.last_dropped = e.reason
         except Exception as e:
             self.last_internal_error = e
             self.dropped += 1
+            self.last_dropped = "internal error"
         return out
 
     def set_sas_verified(self, flag):
@@ -238,9 +261,12 @@ class ZrtpSession:
         if self._info is None or self._keys is None:
             return None
         i = self._info
+        if self._ms is not None:
+            return self._ms     # a stream of a stream: the same first stream's parameters
         return {"zrtpsess": self._keys["zrtpsess"], "hash": self._commit["hash"], "cipher": self._commit["cipher"],
                 "auth": self._commit["auth"], "sas_type": self._commit["sas"], "sas": i["sas"],
-                "peer_zid": self._peer_hello["zid"], "cache": i["cache"], "verified": i["verified"]}
+                "peer_zid": self._peer_hello["zid"], "cache": i["cache"], "verified": i["verified"],
+                "nonces": self._ms_nonces}
 
     def go_clear(self, now):
         """Ask the peer to stop SRTP (5.11); only in the secure state."""
@@ -271,7 +297,7 @@ class ZrtpSession:
             if t[2] >= T1_MAX:
                 self._t1 = None
                 if not self._hello_acked:
-                    self._fail(out, "timeout: no answer to Hello", 0)
+                    self._fail(out, "timeout: no answer to Hello", self._timeout_code(), now)
                     return
             else:
                 self._send(out, self._hello)
@@ -282,8 +308,8 @@ class ZrtpSession:
         if t is not None and now - t[0] >= 0:
             if t[2] >= T2_MAX:
                 self._t2 = None
-                if self._state not in (_SECURE, _CLEAR, _FAILED):
-                    self._fail(out, "timeout: no answer to " + _s(t[3][4:12]).strip(), 0)
+                if self._state < _SECURE:
+                    self._fail(out, "timeout: no answer to " + _s(t[3][4:12]).strip(), E.TIMEOUT, now)
                     return
             else:
                 self._send(out, t[3])
@@ -292,7 +318,11 @@ class ZrtpSession:
                 t[0] = now + t[1]
         if self._state < _SECURE and self._t1 is None and self._t2 is None and \
                 now - self._last_progress > self._cfg.get("idle_ms", IDLE_MS):
-            self._fail(out, "timeout: peer went quiet", 0)
+            self._fail(out, "timeout: peer went quiet", self._timeout_code(), now)
+
+    def _timeout_code(self):
+        # 5.9 Timeout (0xB0) goes to a peer that has spoken ZRTP; a silent address gets nothing
+        return E.TIMEOUT if self._peer_hello is not None else 0
 
     def _fail(self, out, reason, code, now=0):
         if self._state == _FAILED:
@@ -308,12 +338,19 @@ class ZrtpSession:
     # ---------------------------------------------------------------- receiving
     def _receive(self, data, now, out):
         seq, ssrc, raw = packet.parse(data)
-        m = M.decode(raw)
+        try:
+            m = M.decode(raw)
+        except ZrtpError as e:
+            # a valid CRC proves nothing (anyone can compute it): malformed input is dropped (RFC 6189 10)
+            raise ZrtpError(0, e.reason)
         t = m["type"]
         if t == M.PING:
             self._send(out, M.pingack(_sha(self.zid)[:8], m["endpoint_hash"], ssrc))
             return
         if t == M.ERROR:
+            if self._state >= _SECURE and self._state != _FAILED:
+                # 5.9: Error ends an exchange in progress, never an established SRTP session
+                raise ZrtpError(0, "Error 0x%x after the exchange completed" % m["code"])
             self._send(out, M.simple(M.ERRORACK))
             if self._state != _FAILED:
                 self._fail(out, "peer sent Error 0x%x" % m["code"], 0)
@@ -324,6 +361,8 @@ class ZrtpSession:
             return
         if self._state == _FAILED:
             raise ZrtpError(0, "session failed")
+        if self._state >= _SECURE and t not in _AFTER_SECURE:
+            raise ZrtpError(0, "unexpected message after the exchange completed")
         if t == M.HELLO:
             self._on_hello(m, out, now)
         elif t == M.HELLOACK:
@@ -425,8 +464,10 @@ class ZrtpSession:
         if ms is not None:
             hsh = kdf.Hash(_name(ms["hash"]))
             algos = (_name(ms["hash"]), _name(ms["cipher"]), _name(ms["auth"]), b"Mult", _name(ms["sas_type"]))
+            nonce = self._rand(16)
+            self._use_nonce(nonce)
             commit = M.commit(self._h2, self.zid, algos[0], algos[1], algos[2], algos[3], algos[4],
-                              self._rand(16), None, self._h1)
+                              nonce, None, self._h1)
         else:
             h, c, a, s = (self._common(f, ph)[0] for f in ("hash", "cipher", "auth", "sas"))
             hsh = kdf.Hash(h)
@@ -450,6 +491,17 @@ class ZrtpSession:
         self._commit = M.decode(commit)
         self._state = _I_COMMIT
         self._start_t2(out, commit, now)
+
+    def _use_nonce(self, nonce):
+        """4.4.3: a Multistream nonce is never used twice under one ZRTPSess (the keys would repeat)."""
+        used = self._ms.get("nonces")
+        if used is None:
+            return
+        if nonce in used:
+            raise ZrtpError(E.NONCE_REUSE, "Multistream nonce reused")
+        used.append(nonce)
+        if len(used) > MAX_MS_NONCES:
+            used.pop(0)
 
     def _new_ka(self, name, key_len):
         if self._ka is None or self._ka_name != name or self._ka_len != key_len:
@@ -494,6 +546,7 @@ class ZrtpSession:
             ms = self._ms
             if ms is None or _b(ms["peer_zid"]) != ph["zid"] or _name(ms["hash"]) != m["hash"]:
                 raise ZrtpError(E.BAD_KA, "Multistream without a secure first stream")
+            self._use_nonce(m["nonce"])
             self._non_dh_keys(hsh, ms["zrtpsess"], b"ZRTP MSK", key_len)
             self._send_confirm1(out, now)
         elif ka == b"Prsh":
@@ -699,6 +752,7 @@ class ZrtpSession:
         self._progress(now)
         c = self._commit
         k = self._keys
+        cache_error = None
         ms = self._ms if c["ka"] == b"Mult" else None
         peer_zid = self._peer_hello["zid"]
         if ms is not None:
@@ -711,10 +765,15 @@ class ZrtpSession:
                 interval = min(self._cfg.get("cache_expiry", 0xFFFFFFFF), self._peer_expiry)
                 if cache_state == "mismatch":
                     # 4.6.1.1: the users must compare the SAS before the cache takes the new secret
-                    self._cache.set_verified(peer_zid, False)
                     self._pending_rs1 = (k["rs1"], interval)
-                else:
-                    self._cache.store(peer_zid, k["rs1"], interval)
+                try:
+                    if cache_state == "mismatch":
+                        self._cache.set_verified(peer_zid, False)
+                    else:
+                        self._cache.store(peer_zid, k["rs1"], interval)
+                except Exception as e:
+                    # the keys are agreed whether or not the secret reached storage: report both
+                    cache_error = "ZID cache not saved: " + (str(e) or type(e).__name__)
         i = "i" if self._role == "initiator" else "r"
         j = "r" if i == "i" else "i"
         self._sas = sas
@@ -727,6 +786,8 @@ class ZrtpSession:
         if cache_state == "mismatch":
             out.append(("cache_mismatch", {"peer_zid": _hex(peer_zid), "sas": sas}))
         out.append(("secure", self._info))
+        if cache_error is not None:
+            out.append(("cache_error", cache_error))
 
     def _on_goclear(self, m, out, now):
         if self._state == _CLEAR:
