@@ -64,13 +64,30 @@ def test_image_is_only_bytecode_and_board_scripts(images, board):
 
 
 @pytest.mark.parametrize("board", ["esp32", "openwrt", "rpi"])
-def test_device_images_carry_the_node_not_the_agent(images, board):
+def test_device_images_carry_the_node_and_only_the_esp32_the_agent(images, board):
     d, _ = images[board]
     lib = bi.BOARD_LAYOUT[board][0]
     tree = _tree(d)
     assert lib + "/microwitch/node/core.mpy" in tree
-    assert not [p for p in tree if "/zrtp/" in p or "/agent/" in p]
+    agent = [p for p in tree if "/zrtp/" in p or "/agent/" in p or "/media/" in p or "agent_loop" in p]
+    if board == "esp32":  # /device.json "role" picks node or agent: the image has both
+        want = set(lib + "/" + m[:-3] + ".mpy" for m in bi.closure(bi.agent_entries()))
+        assert want <= set(tree), sorted(want - set(tree))
+        for m in ("adapter/agent_loop", "agent/endpoint", "agent/call", "zrtp/engine", "media/srtp", "media/wav"):
+            assert lib + "/microwitch/" + m + ".mpy" in tree, m
+    else:
+        assert not agent, agent
     assert (lib + "/microwitch/adapter/uci.mpy" in tree) == (board == "openwrt")
+
+
+def test_esp32_image_adds_the_agent_without_changing_the_node():
+    """The node's closure (node_mpy_bytes in the footprint bench) is what it was; the ESP32 image is node + page
+    + agent, and the size report says what the agent adds."""
+    node = bi.closure(bi.NODE_ENTRIES)
+    assert not [m for m in node if "/agent/" in m or "/zrtp/" in m or "agent_loop" in m]
+    mods = set(bi.board_modules("esp32"))
+    assert set(node) <= mods and set(bi.closure(bi.WEB_ENTRIES)) <= mods
+    assert mods == set(bi.closure(bi.NODE_ENTRIES + bi.WEB_ENTRIES + bi.agent_entries()))
 
 
 @pytest.mark.parametrize("board", bi.BOARDS)
@@ -417,6 +434,20 @@ def test_image_modules_suffice_to_run_the_node(images, board, tmp_path):
     assert p.returncode == 0 and "IMAGE-OK" in p.stdout, p.stdout + p.stderr
 
 
+@pytest.mark.skipif(NODE_JS is None, reason="node (Node.js) not installed")
+def test_esp32_image_modules_suffice_to_run_the_agent(images):
+    """wasm MicroPython with only the ESP32 image's lib: the agent's portable loop test (register with a 401,
+    answer an INVITE, tone RTP and ZRTP out, run_agent rounds, device.json validation) passes on its .mpy."""
+    lib = os.path.join(images["esp32"][0], bi.BOARD_LAYOUT["esp32"][0])
+    test = os.path.join(REPO, "tests_host", "portable", "test_agent_loop.py")
+    cfg = {"lib": lib, "ext": ".mpy", "tests": [[test, "test_agent_loop", "test_agent_loop"]], "extras": [],
+           "filter": ""}
+    p = subprocess.run([NODE_JS, RUN_MJS, json.dumps(cfg)], cwd=os.path.dirname(RUN_MJS), capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0 and "PASS test_agent_loop::test_agent_loop_registers_answers_and_sends_media" \
+        in p.stdout and "FAIL" not in p.stdout, p.stdout + p.stderr
+
+
 _WEB_PROBE = r'''
 import os
 import sys
@@ -611,14 +642,108 @@ def test_esp32_main_starts_node_and_prints_free_heap(monkeypatch, tmp_path, caps
     assert "free heap 87654 bytes after start" in capsys.readouterr().out
 
 
-def test_esp32_main_agent_role_is_a_clean_switch(monkeypatch, tmp_path, capsys):
-    _esp32_env(monkeypatch, tmp_path, {"role": "agent"})
-    from microwitch.adapter import device
-    monkeypatch.setattr(device, "start", lambda *a, **k: pytest.fail("node started in agent role"))
+def _esp32_main(monkeypatch, tmp_path, device_json):
+    """Run board/esp32/main.py on CPython with stub network/gc, /device.json in tmp_path; agent_loop.run_agent
+    and device.run are replaced by recorders. Returns (what run_agent got or None, node started?, output)."""
+    _esp32_env(monkeypatch, tmp_path, device_json)
+    sta = sys.modules["network"].WLAN(0)
+    sta._active = sta._connected = True
+    fake_gc = types.ModuleType("gc")
+    fake_gc.collect = lambda: None
+    fake_gc.mem_free = lambda: 54321
+    monkeypatch.setitem(sys.modules, "gc", fake_gc)
+    from microwitch.adapter import device, agent_loop
+    got = {}
+    monkeypatch.setattr(device, "run", lambda *a, **k: got.setdefault("node", True))
+
+    def fake_run_agent(s, ip, rand, write=print, net=None, ticks=None, rounds=None, pause=None, started=None):
+        got["agent"] = (s, ip, rand, write, pause)
+        started()
+        return 0
+    monkeypatch.setattr(agent_loop, "run_agent", fake_run_agent)
     src = open(os.path.join(REPO, "board", "esp32", "main.py")).read()
     src = src.replace('"/device.json"', repr(str(tmp_path / "device.json")))
+    src = src.replace('"/config.json"', repr(str(tmp_path / "config.json")))
     exec(compile(src, "main.py", "exec"), {"__name__": "__main__"})
-    assert "agent role is not available yet" in capsys.readouterr().out
+    return got.get("agent"), got.get("node", False)
+
+
+def test_esp32_main_agent_role_starts_the_agent_with_validated_settings(monkeypatch, tmp_path, capsys):
+    agent, node = _esp32_main(monkeypatch, tmp_path, {"role": "agent", "agent": {
+        "user": "esp@192.168.1.1", "password": "pw", "call": "alice@192.168.1.1", "duration_s": 20,
+        "zrtp": "optional"}})
+    assert not node
+    s, ip, rand, write, pause = agent
+    assert ip == "192.168.1.50"  # the joined network's address: Via, Contact and the SDP carry it
+    assert s["user"] == "sip:esp@192.168.1.1" and s["proxy"] == ("192.168.1.1", 5060)
+    assert s["call"] == "sip:alice@192.168.1.1" and s["answer"] is False and s["duration_s"] == 20
+    assert s["play"] == "tone" and s["zrtp"] == "optional" and s["record"] is None
+    assert len(rand(16)) == 16 and pause is not None
+    assert "free heap 54321 bytes after start" in capsys.readouterr().out  # what `deploy` waits for
+
+
+@pytest.mark.parametrize("agent, field", [
+    (None, "agent"),
+    ({"user": "esp@lan"}, "agent.password"),
+    ({"user": "esp@lan", "password": "pw", "zrtp": "maybe"}, "agent.zrtp"),
+    ({"user": "esp@lan", "password": "pw", "tone_hz": 440}, "agent.tone_hz"),
+    ({"user": "esp@lan", "password": "pw", "play": "/missing.wav"}, "agent.play"),
+    ({"user": "esp@lan", "password": "pw", "proxy": "10.0.0.1:0"}, "agent.proxy"),
+])
+def test_esp32_main_agent_role_refuses_bad_settings_naming_the_field(monkeypatch, tmp_path, capsys, agent, field):
+    dev = {"role": "agent"}
+    if agent is not None:
+        dev["agent"] = agent
+    got, node = _esp32_main(monkeypatch, tmp_path, dev)
+    assert got is None and not node
+    out = capsys.readouterr().out
+    assert "field '%s'" % field in out and "device.json" in out, out
+
+
+def test_esp32_main_agent_role_plays_a_wav_from_flash(monkeypatch, tmp_path, capsys):
+    from microwitch.media.wav import WavWriter
+    wav = tmp_path / "hello.wav"
+    with open(str(wav), "wb") as f:
+        w = WavWriter(f)
+        w.write(bytes(range(256)) * 5)
+        w.close()
+    bad = tmp_path / "stereo.wav"
+    bad.write_bytes(open(str(wav), "rb").read()[:22] + b"\x02\x00" + open(str(wav), "rb").read()[24:])
+    agent, _ = _esp32_main(monkeypatch, tmp_path, {"role": "agent", "agent": {
+        "user": "esp@lan", "password": "pw", "play": str(wav)}})
+    assert agent[0]["play"] == str(wav)
+    agent, _ = _esp32_main(monkeypatch, tmp_path, {"role": "agent", "agent": {
+        "user": "esp@lan", "password": "pw", "play": str(bad)}})
+    assert agent is None
+    out = capsys.readouterr().out
+    assert "field 'agent.play'" in out and "stereo.wav: 2 channels, need 1 (mono)" in out, out
+
+
+def test_esp32_agent_plays_the_wav_in_a_loop_and_records_a_bounded_file(tmp_path):
+    from microwitch.adapter.agent_loop import WavLoop, WavRecord
+    from microwitch.media.wav import WavWriter, WavReader
+    wav = str(tmp_path / "m.wav")
+    with open(wav, "wb") as f:
+        w = WavWriter(f)
+        w.write(bytes(range(200)) * 4)  # 400 samples: two whole frames and a part
+        w.close()
+    src = WavLoop(wav)
+    frames = [src() for _ in range(4)]
+    assert [len(x) for x in frames] == [320, 320, 160, 320] and frames[3] == frames[0]  # again from the start
+    src.close()
+    assert src.f is None
+    rec = WavRecord(str(tmp_path / "rec.wav"), 1)
+    for _ in range(60):  # 1.2 s offered, 1 s kept
+        rec(b"\x01\x02" * 160)
+    rec.close()
+    with open(str(tmp_path / "rec.wav"), "rb") as f:
+        assert WavReader(f).samples == 8000
+
+
+def test_esp32_main_unknown_role_is_named(monkeypatch, tmp_path, capsys):
+    got, node = _esp32_main(monkeypatch, tmp_path, {"role": "phone"})
+    assert got is None and not node
+    assert "unknown role 'phone'" in capsys.readouterr().out
 
 
 def _run_manifest(cwd, monkeypatch):

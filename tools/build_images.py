@@ -71,9 +71,10 @@ def agent_entries():
 # modules: a tuple of entry modules (their import closure is installed) or "all"
 BOARD_LAYOUT = {
     "unix": ("lib", "all", [("board/unix/config.json", "config.json", 0o644)]),
-    "esp32": ("lib", NODE_ENTRIES + WEB_ENTRIES, [("board/esp32/boot.py", "boot.py", 0o644),
-                                                  ("board/esp32/main.py", "main.py", 0o644),
-                                                  ("board/esp32/config.json", "config.json", 0o644)]),
+    # the ESP32 image carries the node and the agent; /device.json "role" picks which one main.py starts
+    "esp32": ("lib", NODE_ENTRIES + WEB_ENTRIES + agent_entries(),
+              [("board/esp32/boot.py", "boot.py", 0o644), ("board/esp32/main.py", "main.py", 0o644),
+               ("board/esp32/config.json", "config.json", 0o644)]),
     "openwrt": ("usr/lib/micropython", NODE_ENTRIES + WEB_ENTRIES + ("microwitch/adapter/uci.py",),
                 [("board/openwrt/files/microwitch-node", "usr/bin/microwitch-node", 0o755),
                  ("board/openwrt/files/microwitch.init", "etc/init.d/microwitch", 0o755),
@@ -518,9 +519,12 @@ def board_report_text(board, report):
         totals[kind][1] += 1
     lines.append("%9d  mpy     total in %d module(s)" % tuple(totals["mpy"]))
     lib = BOARD_LAYOUT[board][0] + "/"
-    web = set(lib + m[:-3] + ".mpy" for m in set(closure(WEB_ENTRIES)) - set(closure(NODE_ENTRIES)))
+    node = set(closure(NODE_ENTRIES))
+    web = set(lib + m[:-3] + ".mpy" for m in set(closure(WEB_ENTRIES)) - node)
+    agent = set(lib + m[:-3] + ".mpy" for m in set(closure(agent_entries())) - node - set(closure(WEB_ENTRIES)))
     vendored = set(lib + m[:-3] + ".mpy" for m in MICRODOT_FILES)
-    for label, names in (("the web page's own modules", web), ("microdot %s" % MICRODOT_VERSION, vendored)):
+    for label, names in (("the web page's own modules", web), ("the agent's own modules", agent),
+                         ("microdot %s" % MICRODOT_VERSION, vendored)):
         part = [n for dst, n, kind in report if dst in names]
         if part:
             lines.append("%9d  mpy     of that, %s in %d module(s)" % (sum(part), label, len(part)))

@@ -1,15 +1,15 @@
-# microwitch on ESP32, stage 2: start the node (or, later, the agent) on the address boot.py brought up.
+# microwitch on ESP32, stage 2: start the node or the agent on the address boot.py brought up.
 #
 # /config.json is the node's config (the same JSON as on every board); a missing `listen` means UDP and TCP
 # port 5060 on this board's address, a missing `domain` means that address, a missing `web` means the page on
-# port 80 of that address ("web": "" turns it off). The page's first run saves the domain into /config.json. State (users, bindings) lives in
-# /state. The role switch is /device.json "role": "node" (the default) or "agent" (not built yet).
+# port 80 of that address ("web": "" turns it off). The page's first run saves the domain into /config.json.
+# State (users, bindings) lives in /state. The role switch is /device.json "role": "node" (the default) or
+# "agent": then the board is a phone that registers to a node and answers (or places) calls, with its settings
+# in /device.json "agent" (README.md).
 import gc
 import json
 
 import network
-from microwitch import config
-from microwitch.adapter import device
 
 CONFIG_FILE = "/config.json"
 DEVICE_FILE = "/device.json"
@@ -26,15 +26,22 @@ def local_if():
     return network.WLAN(network.AP_IF).ifconfig()[0], None
 
 
-def role():
+def device_config():
     try:
         with open(DEVICE_FILE) as f:
-            return json.load(f).get("role", "node")
-    except (OSError, ValueError, AttributeError):
-        return "node"
+            d = json.load(f)
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def free_heap():
+    gc.collect()
+    print("microwitch: free heap %d bytes after start" % gc.mem_free())  # `deploy` reports this line
 
 
 def node_config(ip):
+    from microwitch import config
     try:
         with open(CONFIG_FILE) as f:
             d = json.load(f)
@@ -52,26 +59,47 @@ def node_config(ip):
 
 
 def run_node():
+    # imported here, not at the top: an agent board never loads the node's code into its heap
+    from microwitch import config
+    from microwitch.adapter import device
     ip, dns = local_if()
-    cfg = node_config(ip)
+    try:
+        cfg = node_config(ip)
 
-    def started(node, loop):
-        gc.collect()
-        print("microwitch: free heap %d bytes after start" % gc.mem_free())  # `deploy` reports this line
-    device.run(cfg, STATE_DIR, print, device.json_domain_saver(CONFIG_FILE), started, [dns] if dns else None)
+        def started(node, loop):
+            free_heap()
+        device.run(cfg, STATE_DIR, print, device.json_domain_saver(CONFIG_FILE), started, [dns] if dns else None)
+    except config.ConfigError as e:
+        print("microwitch: %s" % e)
+
+
+def run_agent(dev):
+    """The agent role: /device.json "agent" validated (a message naming the field, and nothing runs, when
+    something is wrong), then rounds of register / answer or call for as long as the board runs."""
+    import time
+    from microwitch.adapter import agent_loop  # only the agent role pays for the agent's code
+    from microwitch.compat import random_bytes
+    try:
+        s = agent_loop.agent_settings(dev.get("agent"), DEVICE_FILE)
+    except agent_loop.AgentConfigError as e:
+        print("microwitch: %s" % e)
+        return
+    ip, _ = local_if()
+    try:
+        agent_loop.run_agent(s, ip, random_bytes, print, pause=time.sleep_ms, started=free_heap)
+    except OSError as e:  # a port that cannot be bound, a cache file that cannot be written
+        print("microwitch: agent stopped: %s" % e)
 
 
 def main():
-    r = role()
+    dev = device_config()
+    r = dev.get("role", "node")
     if r == "node":
         run_node()
-    elif r == "agent":  # the switch for the agent (a phone on the board), which comes later
-        print("microwitch: the agent role is not available yet; set \"role\": \"node\" in /device.json")
+    elif r == "agent":
+        run_agent(dev)
     else:
         print("microwitch: unknown role %r in /device.json (node or agent)" % r)
 
 
-try:
-    main()
-except config.ConfigError as e:
-    print("microwitch: %s" % e)
+main()

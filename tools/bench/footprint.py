@@ -2,13 +2,14 @@
 """Footprint of the firmware in flash and RAM, measured under wasm MicroPython 1.27 (./build.sh bench footprint).
 
 Flash: the .mpy bytes of the node (the import closure of adapter/device.py), of its web page (what the closure
-of adapter/webpage.py adds to the node's, plus microdot's two compiled files; node + page is what `./build.sh
-build esp32` installs) and of the agent (the closure of sip/, zrtp/, crypto/, compat, plus agent/, media/ and the
-agent loop where they exist: see build_images.agent_entries). RAM, from gc.mem_alloc() differences in wasm
+of adapter/webpage.py adds to the node's, plus microdot's two compiled files), of the agent (the closure of sip/,
+zrtp/, crypto/, compat, agent/, media/ and the agent loop: see build_images.agent_entries) and of the ESP32 image
+(`./build.sh build esp32`: node + page + agent). RAM, from gc.mem_alloc() differences in wasm
 MicroPython (a 32-bit heap like an ESP32's) loading the compiled .mpy, with the ESP32 board's default config:
 heap after boot, heap per registered binding (1,000 digest REGISTERs through the node), heap per live INVITE
 (a call ringing through the proxy: server + client transaction + response context), and a whole scenario
-(50 users registered + 10 calls ringing). Goals: node <= 120 KB .mpy, <= 400 B per binding, the scenario
+(50 users registered + 10 calls ringing); for the agent role, the heap its code takes loaded from .mpy and an
+endpoint registering. Goals: node <= 120 KB .mpy, <= 400 B per binding, the scenario
 <= 100 KB. The last line is the contract:
 
 BENCH footprint node_mpy_bytes=<n> agent_mpy_bytes=<n> bytes_per_binding=<n> bytes_per_call=<n> boot_heap=<n>
@@ -72,6 +73,65 @@ def run_probe():
     return vals
 
 
+_AGENT_PROBE = '''
+import gc
+
+
+async def _heap():
+    import asyncio
+    for _ in range(2):  # the wasm port collects only at top level: yield to JS before reading the count
+        gc.collect()
+        await asyncio.sleep_ms(1)
+    return gc.mem_alloc()
+
+
+async def test_agent_heap():
+    base = await _heap()
+    from microwitch.adapter import agent_loop   # what the ESP32's agent role imports before its first call
+    from microwitch.agent import endpoint
+    from microwitch.zrtp import cache, cachefile
+    import sys
+    mods = len([m for m in sys.modules if m.startswith("microwitch")])
+    code = await _heap() - base
+    print("FOOTPRINT agent_code_heap=%d" % code)
+    print("FOOTPRINT agent_modules=%d" % mods)
+    n = [0]
+
+    def rand(k):
+        n[0] += 1
+        return bytes([(n[0] * 7 + i) & 255 for i in range(k)])
+    before = await _heap()
+    ep = endpoint.Endpoint({"user": "sip:esp@lan", "password": "pw", "proxy": ("udp", "192.0.2.1", 5060),
+                            "sip_local": ("192.0.2.50", 5060), "media_local": ("192.0.2.50", 4000),
+                            "answer": True}, rand, None, 0, agent_loop.Tone(400), None)
+    acts = ep.start(0)
+    print("FOOTPRINT agent_registering_heap=%d" % (await _heap() - before))
+    assert acts
+'''
+
+
+def run_agent_probe():
+    """Heap of the agent role's code loaded from .mpy, and of an Endpoint registering (wasm MicroPython)."""
+    tmp = tempfile.mkdtemp(prefix="mw-footprint-agent-")
+    try:
+        path = os.path.join(tmp, "test_agent_heap_probe.py")
+        with open(path, "w") as f:
+            f.write(_AGENT_PROBE)
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "mptest.py"), "--mpy", path],
+                           capture_output=True, text=True, timeout=600)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if p.returncode != 0:
+        sys.stdout.write(p.stdout + p.stderr)
+        raise SystemExit("footprint: the MicroPython agent probe failed")
+    vals = {}
+    for line in p.stdout.splitlines():
+        if line.startswith("FOOTPRINT "):
+            k, _, v = line[10:].partition("=")
+            vals[k] = v
+    return vals
+
+
 def main():
     build_images.build_generic(quiet=True)
     node_mods = build_images.closure(build_images.NODE_ENTRIES)
@@ -92,6 +152,15 @@ def main():
           "(loaded only when the config has \"web\")" % (mpy_bytes(web_mods) + microdot_b, mpy_bytes(web_mods),
                                                          len(web_mods), microdot_b, build_images.MICRODOT_VERSION))
     print("agent .mpy: %d bytes in %d modules, closure of %s" % (agent_b, len(agent_mods), " ".join(agent_entries)))
+    esp32_b = mpy_bytes(build_images.board_modules("esp32")) + microdot_b
+    print("esp32 image .mpy: %d bytes (node + web page + agent; /device.json \"role\" picks node or agent)"
+          % esp32_b)
+    av = run_agent_probe()
+    print("agent role heap: %s bytes of code loaded from .mpy at start (%s microwitch modules; the crypto "
+          "back-ends follow at the first call; frozen into an ESP32 firmware it stays in flash) + %s bytes for an "
+          "endpoint registering" % (av["agent_code_heap"],
+                                                                                  av["agent_modules"],
+                                                                                  av["agent_registering_heap"]))
     v = run_probe()
     per_binding = int(v["bytes_per_binding"])
     per_call = int(v["bytes_per_call"])
