@@ -89,6 +89,26 @@ def test_secure_call_same_sas_and_exact_audio_both_ways(node, tmp_path):
         assert any(d.startswith(b"INVITE ") for d in payloads)
 
 
+def test_rtcp_reports_both_ways_with_round_trip_time(node):
+    # RFC 3550 6.2/A.7 timing: each side's first report comes 1.0-3.1 s after media starts and later ones at
+    # most 6.2 s apart, so a 10 s call guarantees that each side's SR is answered by a report from the other
+    # (the caller's last report, sent with its RTCP BYE, is the callee's second chance)
+    alice, bob = _call(node, duration=10)
+    info = alice.describe() + "\n" + bob.describe()
+    assert alice.rc == 0 and bob.rc == 0, info
+    for ag in (alice, bob):
+        e = ag.first("ended")
+        r = e["rtcp"]
+        assert e["secure"] and r["mux"], info                  # both offer and accept rtcp-mux
+        assert r["sent"] >= 3 and r["received"] >= 2, info
+        assert r["dropped"] == 0 and r["withheld"] <= 2, info
+        assert r["rtt_ms"] is not None and 0 <= r["rtt_ms"] <= r["rtt_max_ms"] < 200, info
+        assert r["in"]["expected"] > 400 and r["in"]["lost"] <= 2 and r["in"]["jitter_ms"] < 40, info
+        assert r["out"] is not None and r["out"]["lost"] <= 2 and r["out"]["jitter_ms"] < 40, info
+    # the caller's BYE compound reaches the callee before the SIP BYE does: it has one report more
+    assert bob.first("ended")["rtcp"]["received"] >= alice.first("ended")["rtcp"]["sent"] - 1, info
+
+
 def _capture(path, port):
     err = open(path + ".err", "w")
     proc = subprocess.Popen([TSHARK, "-i", "lo", "-f", "udp port %d" % port, "-w", path, "-q"],

@@ -1,6 +1,8 @@
 """Our agent and a headless linphonec (liblinphone 5.1, bzrtp) with ZRTP mandatory call each other through the
 node, in both directions: both report an encrypted call with the same SAS and audio arrives on both sides
-(non-silent recordings). Every wait is bounded; processes are stopped in finally blocks."""
+(non-silent recordings). RTCP crosses both ways as SRTCP: our agent authenticates linphone's reports and
+linphone's libsrtp accepts ours (its end-of-call statistics count them; no srtp_unprotect_rtcp failure).
+Every wait is bounded; processes are stopped in finally blocks."""
 import array
 import os
 import re
@@ -67,6 +69,22 @@ def _check(agent, ph, node, lin_rec, our_rec):
     assert ended and ended["secure"] and ended["srtp_received"] > 20 and ended["rtp_sent"] == ended["srtp_sent"], info
     assert _peak(lin_rec) > 1000, "linphone recorded silence\n" + info
     assert _peak(our_rec) > 1000, "the agent recorded silence\n" + info
+    _check_rtcp(ended["rtcp"], ph, info)
+
+
+def _check_rtcp(r, ph, info):
+    """Linphone sends SRTCP (oRTP reports from ~1.5 s on, with the ZRTP keys and its tag length, 32 bits with
+    HS32); we must authenticate it. Ours must pass linphone's libsrtp: oRTP logs its RTCP counters when the
+    stream stops ("received rtcp N packets") and mediastreamer logs every SRTCP it refuses."""
+    assert r["received"] >= 1 and r["dropped_auth"] == 0 and r["dropped"] == 0, info
+    assert r["sent"] >= 1 and r["withheld"] <= 2, info
+    assert r["in"]["expected"] > 20 and 0 <= r["in"]["jitter_ms"] < 100, info
+    assert r["out"] is not None and r["out"]["lost"] <= 5, info        # linphone's view of our stream
+    assert ph.wait_log(r"ortp-message-received rtcp\s+\d+ packets", 5), info
+    log = ph.log()
+    got = [int(x) for x in re.findall(r"ortp-message-received rtcp\s+(\d+) packets", log)]
+    assert got and got[-1] >= 1, "linphone counted none of our RTCP\n" + info
+    assert "srtp_unprotect_rtcp" not in log, "linphone refused our SRTCP\n" + info
 
 
 def test_agent_calls_linphone(node, tmp_path):
@@ -78,7 +96,7 @@ def test_agent_calls_linphone(node, tmp_path):
         ph.command("record " + lin_rec)
         ph.command("play " + tone)
         agent = Agent("sip:alice@localhost", "pw-alice", node.udp, "--call", "sip:bob@localhost", "--play", tone,
-                      "--record", our_rec, "--duration", 3, timeout=30)
+                      "--record", our_rec, "--duration", 4, timeout=30)
         agent.wait()
         ph.wait_out(r"Call \d+ with sip:alice@localhost ended", 5)
     finally:
@@ -95,7 +113,7 @@ def test_linphone_calls_agent(node, tmp_path):
     agent = None
     try:
         agent = Agent("sip:alice@localhost", "pw-alice", node.udp, "--answer", "--play", tone, "--record", our_rec,
-                      "--duration", 3, timeout=30)
+                      "--duration", 4, timeout=30)
         assert agent.wait_event("registered", 10), agent.describe()
         ph.command("record " + lin_rec)
         ph.command("play " + tone)

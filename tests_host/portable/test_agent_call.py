@@ -130,3 +130,42 @@ def test_two_endpoints_call_through_the_node_core():
     assert _first(rb, "incoming")["from"] == "sip:alice@localhost"
     assert exits == {"alice": 0, "bob": 0}
     assert stats["media"] > 20 and stats["media_via_node"] == 0 and stats["sip_to_node"] >= 8
+
+
+class _FullDisk:
+    """A ZID cache backend on a filesystem that fills up once the ZID is written."""
+
+    def __init__(self):
+        self.data = b""
+        self.full = False
+
+    def read(self):
+        return self.data
+
+    def append(self, b):
+        if self.full:
+            raise OSError(28, "No space left on device")
+        self.data += b
+
+    def replace(self, b):
+        self.append(b"")
+        self.data = b
+
+
+def test_a_cache_that_cannot_be_saved_is_reported_and_the_call_stays_secure():
+    from microwitch.zrtp.cache import ZidCache
+    disk = _FullDisk()
+    cache = ZidCache(disk, _rng(9))
+    cache.zid()
+    disk.full = True
+    node = _node()
+    bob = Endpoint({"user": "sip:bob@localhost", "password": "pw-bob", "proxy": NODE,
+                    "sip_local": ("127.0.0.1", 5080), "media_local": ("127.0.0.1", 40002), "zrtp": "mandatory",
+                    "answer": True}, _rng(3), cache, 0)
+    alice = _ep("alice", 5070, 40000, 2, call="sip:bob@localhost", duration_ms=600)
+    reports, exits, stats = _run(node, {"alice": alice, "bob": bob}, {"bob": 0, "alice": 200}, 8000)
+    rb = reports["bob"]
+    names = [r["event"] for r in rb]
+    assert "secure" in names and "cache_error" in names and names.index("secure") < names.index("cache_error"), rb
+    assert "No space left" in _first(rb, "cache_error")["reason"]
+    assert _first(rb, "ended")["secure"] and exits == {"alice": 0, "bob": 0}

@@ -103,3 +103,27 @@ def test_answer_keeps_offer_mline_order():
     a = sdp.parse(b)
     assert [(m.kind, m.port) for m in a.media] == [("video", 0), ("audio", 6000)]
     assert res["codec"] == "PCMA" and a.media[1].fmts == [8]
+
+
+def test_rtcp_mux_offered_accepted_and_a_rtcp_port():
+    # we offer rtcp-mux (RFC 5761) and say our RTCP port is the media port (RFC 3605)
+    body = sdp.offer("192.0.2.1", 40000, 7, 1, HASH)
+    assert b"a=rtcp:40000\r\n" in body and b"a=rtcp-mux\r\n" in body
+    m = sdp.parse(body).media[0]
+    assert m.rtcp_mux and m.rtcp_port == 40000
+    # an answerer that accepts it; the offerer then multiplexes
+    ans, res = sdp.answer(sdp.parse(body), "192.0.2.2", 40002, 9, 1)
+    assert res["rtcp_mux"] and b"a=rtcp-mux\r\n" in ans and b"a=rtcp:40002\r\n" in ans
+    assert sdp.answer_result(sdp.parse(ans))["rtcp_mux"]
+    # Linphone offers neither: no mux in our answer, its RTCP is at port + 1 (rtcp_port None)
+    ans, res = sdp.answer(sdp.parse(LINPHONE_OFFER), "192.0.2.9", 5004, 1, 1, HASH)
+    assert not res["rtcp_mux"] and res["rtcp_port"] is None and res["rtcp_addr"] == "127.0.0.1"
+    assert b"a=rtcp-mux" not in ans and b"a=rtcp:5004\r\n" in ans
+    # an answer without a=rtcp-mux: no mux, whatever we offered
+    plain = (b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+             b"m=audio 4000 RTP/AVP 0\r\na=rtcp:4011 IN IP4 10.0.0.9\r\n")
+    res = sdp.answer_result(sdp.parse(plain))
+    assert not res["rtcp_mux"] and res["rtcp_port"] == 4011 and res["rtcp_addr"] == "10.0.0.9"
+    # a broken a=rtcp is ignored (RTCP then goes to port + 1)
+    broken = plain.replace(b"a=rtcp:4011 IN IP4 10.0.0.9", b"a=rtcp:99999")
+    assert sdp.answer_result(sdp.parse(broken))["rtcp_port"] is None

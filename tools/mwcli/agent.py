@@ -2,7 +2,11 @@
 the peer, shows the SAS and whether the call is secure, plays a WAV file into the call and records what arrives.
 
 Human output by default; --json prints one JSON object per line (registered, incoming, ringing, answered,
-secure, insecure, cache_mismatch, ended, error). Exit code 0 after a call that ended normally (and was secure
+secure, insecure, cache_mismatch, cache_error, ended, error). `ended` carries the packet counts and an "rtcp" object (null
+if media never started): reports sent/received, dropped (dropped_auth: failed SRTCP checks), withheld, mux,
+rtt_ms and rtt_max_ms (null until a report answered one of our SRs), "in" (the stream we received: expected,
+lost, loss_pct, jitter_ms) and "out" (ours as the peer's latest report saw it: lost, fraction_pct, jitter_ms;
+null without a report). Exit code 0 after a call that ended normally (and was secure
 under --zrtp mandatory), 2 bad arguments, 3 registration failed, 4 the call failed or was not secure, 5 no call
 came in, 6 overall time limit.
 """
@@ -141,10 +145,15 @@ class _Human:
             w("*** %s; SAS is %s ***\n" % (ev["reason"], ev["sas"]))
         elif e == "insecure":
             w("NOT SECURE: %s\n" % ev["reason"])
+        elif e == "cache_error":
+            w("WARNING: %s\n" % ev["reason"])
         elif e == "ended":
             w("call ended: %s (%s; RTP sent %d, received %d; SRTP sent %d, received %d)\n"
               % (ev["reason"], "was secure" if ev.get("secure") else "was NOT secure", ev.get("rtp_sent", 0),
                  ev.get("rtp_received", 0), ev.get("srtp_sent", 0), ev.get("srtp_received", 0)))
+            r = ev.get("rtcp")
+            if r:
+                w("        %s\n" % _rtcp_line(r))
         elif e == "dtmf":
             w("DTMF %s\n" % ev["digit"])
         elif e == "error":
@@ -152,6 +161,24 @@ class _Human:
         else:
             w("%s\n" % json.dumps(ev))
         self.out.flush()
+
+
+def _rtcp_line(r):
+    """One line of RTCP figures from the `ended` event's "rtcp" object."""
+    parts = ["RTCP: %d reports sent, %d received" % (r.get("sent", 0), r.get("received", 0))]
+    if r.get("dropped"):
+        parts.append("%d refused" % r["dropped"])
+    parts.append("rtt %s ms" % r["rtt_ms"] if r.get("rtt_ms") is not None else "rtt unknown")
+    i = r.get("in") or {}
+    parts.append("in: lost %d of %d (%.2f%%), jitter %.1f ms" % (i.get("lost", 0), i.get("expected", 0),
+                                                                   i.get("loss_pct", 0.0), i.get("jitter_ms", 0.0)))
+    o = r.get("out")
+    if o:
+        parts.append("out (peer's view): lost %d (%.2f%% last interval), jitter %.1f ms"
+                     % (o["lost"], o["fraction_pct"], o["jitter_ms"]))
+    else:
+        parts.append("out: no report from the peer")
+    return "; ".join(parts)
 
 
 def _json(ev):

@@ -4,21 +4,26 @@
     m.hello_hash()                          # for a=zrtp-hash in our SDP (None with policy "off")
     acts = m.start(remote, now)             # remote: the dict sdp.answer()/answer_result() returns
     acts = m.receive(data, source, now)     # one datagram from the media socket
-    acts = m.tick(now)                      # sends a 20 ms frame when one is due, drives ZRTP timers
+    acts = m.tick(now)                      # sends a 20 ms frame when one is due, RTCP, ZRTP timers
+    acts = m.stop(now)                      # end of the call: the RTCP BYE
 
 Actions: ("send", bytes, (host, port)); events ("secure", info), ("insecure", reason),
-("cache_mismatch", info), ("zrtp_failed", reason), ("dtmf", digit).
+("cache_mismatch", info), ("cache_error", reason), ("zrtp_failed", reason), ("dtmf", digit).
 
 ZRTP and RTP share the port and are told apart by the ZRTP magic cookie (RFC 6189 §5); RTCP by its packet
 type (RFC 5761 §4). Symmetric RTP (RFC 4961): we send to where the peer's authentic packets come from.
 Policy: "mandatory" never sends a clear RTP packet and drops clear ones received; "optional" sends and
 accepts clear RTP until ZRTP succeeds (and says the call is not secure); "off" runs no ZRTP at all.
+RTCP (RFC 3550 6, media/rtcp.Reporter) follows the same policy: SRTCP with the call's keys once secure, clear
+only where clear RTP is allowed, nothing on a mandatory call before it is secure. It leaves from the media
+port (we announce a=rtcp with it) towards the peer's RTP port with rtcp-mux, else its a=rtcp port or port + 1,
+and then where the peer's authentic RTCP comes from.
 `source()` returns the next 20 ms frame as 16-bit little-endian PCM (320 bytes) or None for silence;
 `sink(pcm)` gets the decoded frames in sequence order (a small reorder buffer; lost frames become silence).
 """
 from microwitch.compat import const
 from microwitch.zrtp.engine import ZrtpSession
-from microwitch.media import srtp, g711, demux, dtmf
+from microwitch.media import srtp, g711, demux, dtmf, rtcp
 from microwitch.media.rtp import RtpSender, RtpReceiver, RtpError
 from microwitch.media.jitter import JitterBuffer
 
@@ -70,6 +75,10 @@ class MediaSession:
         self.next_frame = None
         self.encode = None
         self.early = []               # packets that arrived just before we went secure (RFC 6189 §4.6)
+        self.rtcp = None              # rtcp.Reporter once started
+        self.mux = False              # RTCP on the RTP port (rtcp-mux, RFC 5761)
+        self.rtcp_peer = None         # where RTCP goes without rtcp-mux
+        self.rtcp_latched = False
         # counters (reported when the call ends)
         self.sent = 0                 # RTP packets sent (clear or SRTP)
         self.sent_srtp = 0
@@ -79,6 +88,10 @@ class MediaSession:
         self.dropped_clear = 0        # clear RTP refused (mandatory, or after ZRTP went secure)
         self.dropped_auth = 0         # SRTP that failed authentication or replay checks
         self.zrtp_packets = 0
+        self.rtcp_withheld = 0        # reports not sent because they would have been in clear
+        self.rtcp_dropped_clear = 0   # clear RTCP refused (mandatory)
+        self.rtcp_dropped_auth = 0    # SRTCP that failed authentication or replay checks
+        self.rtcp_dropped_bad = 0     # RTCP that does not parse or does not start with SR/RR (RFC 3550 A.2)
 
     def hello_hash(self):
         return self.zrtp.hello_hash() if self.zrtp is not None else None
@@ -87,7 +100,18 @@ class MediaSession:
         return {"rtp_sent": self.sent, "srtp_sent": self.sent_srtp, "rtp_received": self.received,
                 "srtp_received": self.received_srtp, "withheld": self.withheld,
                 "dropped_clear": self.dropped_clear, "dropped_auth": self.dropped_auth,
-                "zrtp_packets": self.zrtp_packets}
+                "zrtp_packets": self.zrtp_packets, "rtcp": self.rtcp_stats()}
+
+    def rtcp_stats(self):
+        """RTCP figures for the end-of-call report: Reporter.stats() plus what we refused."""
+        if self.rtcp is None:
+            return None
+        d = self.rtcp.stats()
+        d["withheld"] = self.rtcp_withheld
+        d["dropped"] = self.rtcp_dropped_clear + self.rtcp_dropped_auth + self.rtcp_dropped_bad
+        d["dropped_auth"] = self.rtcp_dropped_auth
+        d["mux"] = self.mux
+        return d
 
     def start(self, remote, now):
         """Begin with the negotiated stream `remote` (addr, port, pt, codec, zrtp_hash, ...)."""
@@ -95,6 +119,10 @@ class MediaSession:
         self.remote = remote
         self.peer = (remote["addr"], remote["port"])
         self.tx = RtpSender(self.ssrc, remote["pt"], self.rand)
+        self.rtcp = rtcp.Reporter(self.tx, self.rx, self.rand, now)
+        self.mux = bool(remote.get("rtcp_mux"))
+        if not self.mux:
+            self.rtcp_peer = (remote.get("rtcp_addr") or remote["addr"], remote.get("rtcp_port") or remote["port"] + 1)
         self.encode = _codec(remote["codec"])[0]
         self.started = True
         self.next_frame = now
@@ -111,18 +139,23 @@ class MediaSession:
             out.append(("insecure", "ZRTP is off (--zrtp off): media is sent in clear"))
         return out
 
-    def stop(self):
-        """End of the call: the frames still held for reordering go to the sink."""
+    def stop(self, now=None):
+        """End of the call: a last report with an RTCP BYE (RFC 3550 6.6) when `now` is given and RTCP may be
+        sent; the frames still held for reordering go to the sink."""
+        out = []
+        if self.started and not self.stopped and now is not None:
+            out = self._send_rtcp(now, "")
         self.stopped = True
         for _ in range(len(self.jb) + _REORDER + 1):
             if not len(self.jb):
                 break
             self._play(self.jb.pop())
+        return out
 
     def next_timer(self):
         if not self.started or self.stopped:
             return None
-        return self.next_frame
+        return min(self.next_frame, self.rtcp.next_time())
 
     # -- ZRTP -------------------------------------------------------------------------------------------------
     def _zrtp_actions(self, acts, now):
@@ -141,6 +174,8 @@ class MediaSession:
                     out.append(("zrtp_failed", a[1]))
             elif k == "cache_mismatch":
                 out.append(("cache_mismatch", a[1]))
+            elif k == "cache_error":
+                out.append(("cache_error", a[1]))
             elif k == "clear":
                 # we never allow GoClear (allow_clear is not set), so this cannot happen; stay safe anyway
                 self.secure = False
@@ -151,16 +186,17 @@ class MediaSession:
     def _go_secure(self, info):
         if self.secure:
             return []
-        prof = srtp.profile_for(info["cipher"], info["auth"])
-        self.srtp_out = srtp.SrtpSession(prof, info["self_key"], info["self_salt"])
-        self.srtp_in = srtp.SrtpSession(prof, info["peer_key"], info["peer_salt"])
+        self.srtp_out, self.srtp_in = srtp.from_zrtp(info)
         self.secure = True
         self.info = info
         out = [("secure", info)]
         early = self.early
         self.early = []
         for data, source, t in early:
-            out += self._rtp(data, source, t)
+            if demux.classify(data) == demux.RTCP:
+                out += self._rtcp_in(data, source, t)
+            else:
+                out += self._rtp(data, source, t)
         return out
 
     # -- receive ------------------------------------------------------------------------------------------------
@@ -174,14 +210,40 @@ class MediaSession:
             if not self.latched and source[0] == self.remote["addr"]:
                 self.peer = source
             return self._zrtp_actions(self.zrtp.receive(data, now), now)
-        if kind != demux.RTP:
-            return []                 # RTCP / SRTCP (RFC 5761 §4): reports are not used; junk
+        if kind is None:
+            return []                 # STUN, junk
         if not self.secure and self.zrtp is not None and self.zrtp.state in ("confirm1-sent", "confirm2-sent"):
             # the peer is already secure and its first SRTP packets overtook the last ZRTP message
             if len(self.early) < _MAX_EARLY:
                 self.early.append((bytes(data), source, now))
                 return []
+        if kind == demux.RTCP:
+            return self._rtcp_in(data, source, now)
         return self._rtp(data, source, now)
+
+    def _rtcp_in(self, data, source, now):
+        """The peer's (S)RTCP (RFC 3711 3.4): authenticated and decrypted once secure, refused in clear on a
+        mandatory call; then its reports go to the Reporter. Every refusal is counted, none raises."""
+        if self.secure:
+            try:
+                pkt = self.srtp_in.unprotect_rtcp(data)
+            except srtp.SrtpError:
+                self.rtcp_dropped_auth += 1
+                return []
+        elif self.policy == "mandatory":
+            self.rtcp_dropped_clear += 1
+            return []
+        else:
+            pkt = data
+        try:
+            self.rtcp.receive(pkt, now)
+        except rtcp.RtcpError:
+            self.rtcp_dropped_bad += 1
+            return []
+        if not self.mux:
+            self.rtcp_peer = source   # symmetric RTCP (RFC 4961): reply where authentic reports come from
+            self.rtcp_latched = True
+        return []
 
     def _rtp(self, data, source, now):
         if self.secure:
@@ -249,7 +311,30 @@ class MediaSession:
             p = self._frame()
             if p is not None:
                 out.append(("send", p, self.peer))
+        if self.rtcp.due(now):
+            out += self._send_rtcp(now, None)
         return out
+
+    def _send_rtcp(self, now, leaving):
+        """A report now (with BYE when `leaving` is not None): SRTCP once secure, clear only where clear RTP
+        is allowed; a mandatory call that is not secure yet sends nothing and tries again later."""
+        r = self.rtcp
+        if not self.secure and self.policy == "mandatory":
+            self.rtcp_withheld += 1
+            r.skip(now)
+            return []
+        # the SR's RTP timestamp on our sampling clock: tx.timestamp belongs to the frame due at next_frame
+        ts = (self.tx.timestamp - (self.next_frame - now) * self.tx.clock_rate // 1000) & 0xFFFFFFFF
+        data = r.compound(now, leaving, ts)
+        if self.secure:
+            try:
+                data = self.srtp_out.protect_rtcp(data)
+            except srtp.SrtpError:
+                r.skip(now)           # the SRTCP index ran out (2^31 reports): nothing more can be sent
+                return []
+        r.sent(now, len(data))
+        dest = self.peer if self.mux else self.rtcp_peer
+        return [("send", data, dest)]
 
     def _frame(self):
         if self.remote.get("direction") in ("sendonly", "inactive"):

@@ -8,7 +8,7 @@ opts: user, password, proxy (proto, host, port), sip_local (host, port), media_l
 None), answer (bool), duration_ms, zrtp ("mandatory" | "optional" | "off"), register_timeout_ms,
 call_timeout_ms. Actions: ("sip", bytes, (proto, host, port)), ("media", bytes, (host, port)),
 ("report", dict) and finally ("exit", code). Report events: registered, incoming, ringing, answered,
-secure, insecure, cache_mismatch, ended, error.
+secure, insecure, cache_mismatch, cache_error, ended, error.
 """
 from microwitch.compat import const
 from microwitch.agent import sdp
@@ -74,6 +74,9 @@ class Endpoint:
                 out.append(self._report("cache_mismatch", sas=a[1]["sas"], peer_zid=a[1]["peer_zid"],
                                         reason="the peer's ZID cache does not match ours: compare the SAS aloud, "
                                                "this may be a man-in-the-middle"))
+            elif k == "cache_error":  # the call is secure, but the next one cannot prove continuity
+                out.append(self._report("cache_error", reason="the ZID cache could not be saved (%s): the "
+                                                              "retained secret is lost after this call" % a[1]))
             elif k == "zrtp_failed":
                 if self.policy == "mandatory":
                     out.append(self._report("insecure", reason="ZRTP failed (%s); zrtp=mandatory: no media was "
@@ -203,9 +206,9 @@ class Endpoint:
 
     def _on_ended(self, reason, now):
         out = []
-        counts = self.media.counts() if self.media is not None else {}
         if self.media is not None:
-            self.media.stop()
+            out += self._media_acts(self.media.stop(now), now)     # the last report, with an RTCP BYE
+        counts = self.media.counts() if self.media is not None else {}
         r = self.end_reason or reason
         out.append(self._report("ended", reason=r, secure=bool(self.media is not None and self.media.secure),
                                 **counts))

@@ -3,6 +3,9 @@
 We offer PCMU and PCMA (RFC 3551 static types 0 and 8) and telephone-event (RFC 4733) on RTP/AVP, 20 ms
 packets. The answerer takes the first codec of the offer it supports (§6.1: the offerer's order is a
 preference), keeps the offerer's telephone-event payload type and refuses every other m= line with port 0.
+RTCP shares the media port: we offer a=rtcp-mux (RFC 5761 §5.1.1) and always state a=rtcp:<media port>
+(RFC 3605), so a peer that does not multiplex still sends its RTCP to the one socket we have; where we send
+ours follows the peer: its port with rtcp-mux, else its a=rtcp port or port + 1 (the result's rtcp_* keys).
 `parse()` raises SdpError with a reason; the user agent turns it into 488 Not Acceptable Here.
 """
 from microwitch.compat import const
@@ -32,6 +35,9 @@ class Media:
         self.conn = None
         self.zrtp_hash = None
         self.direction = "sendrecv"
+        self.rtcp_mux = False
+        self.rtcp_port = None
+        self.rtcp_addr = None
         self.attrs = []
 
     def codec(self, pt):
@@ -133,9 +139,26 @@ def parse(body):
                 cur.zrtp_hash = val.strip()
             elif name in ("sendrecv", "sendonly", "recvonly", "inactive"):
                 cur.direction = name
+            elif name == "rtcp-mux":
+                cur.rtcp_mux = True
+            elif name == "rtcp":
+                _rtcp_attr(cur, val)
     if not seen_v:
         raise SdpError("missing v= line")
     return s
+
+
+def _rtcp_attr(m, val):
+    """a=rtcp:port [IN IP4 addr] (RFC 3605 2.1); a broken one is ignored (RTCP then goes to port + 1)."""
+    p = val.split()
+    try:
+        port = _int(p[0] if p else "", "a=rtcp port")
+        addr = _conn(" ".join(p[1:])) if len(p) > 1 else None
+    except SdpError:
+        return
+    if port > 0:
+        m.rtcp_port = port
+        m.rtcp_addr = addr
 
 
 def _audio(session):
@@ -151,7 +174,7 @@ def _session(addr, sess_id, sess_ver):
             "c=IN %s %s" % (fam, addr), "t=0 0"]
 
 
-def _audio_lines(port, pts, rtpmap, dtmf_pt, zrtp_hash, direction):
+def _audio_lines(port, pts, rtpmap, dtmf_pt, zrtp_hash, direction, rtcp_mux):
     fmts = [str(p) for p in pts]
     if dtmf_pt is not None:
         fmts.append(str(dtmf_pt))
@@ -162,6 +185,9 @@ def _audio_lines(port, pts, rtpmap, dtmf_pt, zrtp_hash, direction):
         lines.append("a=rtpmap:%d telephone-event/8000" % dtmf_pt)
         lines.append("a=fmtp:%d 0-15" % dtmf_pt)
     lines.append("a=ptime:20")
+    lines.append("a=rtcp:%d" % port)
+    if rtcp_mux:
+        lines.append("a=rtcp-mux")
     if zrtp_hash:
         lines.append("a=zrtp-hash:" + zrtp_hash)
     lines.append("a=" + direction)
@@ -183,7 +209,7 @@ def offer(addr, port, sess_id, sess_ver, zrtp_hash=None, codecs=_CODECS):
         pts.append(pt)
         names[pt] = c
     return _join(_session(addr, sess_id, sess_ver) + _audio_lines(port, pts, names, DTMF_PT, zrtp_hash,
-                                                                   "sendrecv"))
+                                                                   "sendrecv", True))
 
 
 def _direction_answer(d):
@@ -195,7 +221,8 @@ def _result(session, m, pt, dtmf_pt):
     if addr is None:
         raise SdpError("no connection address")
     return {"addr": addr, "port": m.port, "pt": pt, "codec": m.codec(pt), "dtmf_pt": dtmf_pt,
-            "zrtp_hash": m.zrtp_hash or session.zrtp_hash, "direction": m.direction}
+            "zrtp_hash": m.zrtp_hash or session.zrtp_hash, "direction": m.direction,
+            "rtcp_mux": m.rtcp_mux, "rtcp_port": m.rtcp_port, "rtcp_addr": m.rtcp_addr or addr}
 
 
 def _usable(m):
@@ -204,7 +231,8 @@ def _usable(m):
 
 def answer(offer_session, addr, port, sess_id, sess_ver, zrtp_hash=None, codecs=_CODECS):
     """Answer a parsed offer (RFC 3264 §6). Returns (body, result) where result describes the remote side:
-    addr, port, pt, codec, dtmf_pt, zrtp_hash, direction. SdpError when no audio stream is acceptable.
+    addr, port, pt, codec, dtmf_pt, zrtp_hash, direction, rtcp_mux, rtcp_port (None: port + 1), rtcp_addr.
+    rtcp-mux is accepted when offered (RFC 5761 §5.1.1). SdpError when no audio stream is acceptable.
     Every offered m= line is answered in its place; all but the chosen audio stream with port 0."""
     chosen = None
     for m in offer_session.media:
@@ -227,14 +255,16 @@ def answer(offer_session, addr, port, sess_id, sess_ver, zrtp_hash=None, codecs=
     lines = _session(addr, sess_id, sess_ver)
     for m in offer_session.media:
         if m is cm:
-            lines += _audio_lines(port, [pt], {pt: cm.codec(pt)}, dtmf, zrtp_hash, _direction_answer(cm.direction))
+            lines += _audio_lines(port, [pt], {pt: cm.codec(pt)}, dtmf, zrtp_hash, _direction_answer(cm.direction),
+                                  cm.rtcp_mux)
         else:
             lines.append("m=%s 0 %s %s" % (m.kind, m.proto, " ".join([str(f) for f in m.fmts])))
     return _join(lines), res
 
 
 def answer_result(answer_session, offered=_CODECS):
-    """What the answerer chose (RFC 3264 §7): result dict like answer()'s; SdpError if it refused audio."""
+    """What the answerer chose (RFC 3264 §7): result dict like answer()'s; SdpError if it refused audio.
+    rtcp_mux is True only when the answer has a=rtcp-mux (RFC 5761 §5.1.1)."""
     m = _audio(answer_session)
     if m is None or m.port == 0:
         raise SdpError("the answer refuses the audio stream")

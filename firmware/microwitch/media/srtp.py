@@ -10,7 +10,7 @@ from microwitch.compat import aes_ctr, const, hmac_sha1, tags_equal
 
 _MAX_STREAMS = const(8)  # SSRCs per direction; a packet for one more is refused, never evicts one
 _WINDOW = const(128)  # replay window, in packets (RFC 3711 3.3.2 asks for at least 64)
-_SRTCP_TAG = const(10)  # SRTCP always carries the 80-bit tag, also with the _32 profiles (RFC 4568 6.2)
+_SRTCP_TAG = const(10)  # SRTCP's default 80-bit tag, also with the _32 profiles (RFC 4568 6.2, SDES/DTLS)
 _SRTCP_MAX_INDEX = const(0x7FFFFFFF)
 _SALT_LEN = const(14)
 
@@ -53,10 +53,13 @@ def profile_for(cipher, auth):
 
 def from_zrtp(info):
     """(sender, receiver): the SrtpSessions for the ZRTP engine's "secure" event info (RFC 6189 4.5.3):
-    we protect with our own key and salt and unprotect with the peer's."""
+    we protect with our own key and salt and unprotect with the peer's. ZRTP negotiates one auth tag for
+    the crypto context (5.1.4), so SRTCP carries the same tag as SRTP, HS32 included, as bzrtp/mediastreamer
+    (Linphone) do; the 80-bit SRTCP tag of the _32 profiles belongs to SDES (RFC 4568 6.2)."""
     prof = profile_for(info["cipher"], info["auth"])
-    return (SrtpSession(prof, info["self_key"], info["self_salt"]),
-            SrtpSession(prof, info["peer_key"], info["peer_salt"]))
+    tag = PROFILES[prof][1]
+    return (SrtpSession(prof, info["self_key"], info["self_salt"], tag),
+            SrtpSession(prof, info["peer_key"], info["peer_salt"], tag))
 
 
 def _derive(ctr, salt_int, label, n):
@@ -119,7 +122,7 @@ def _window_add(top, mask, idx):
 class SrtpSession:
     """SRTP/SRTCP crypto context for one master key (RFC 3711 3.2)."""
 
-    def __init__(self, profile, master_key, master_salt):
+    def __init__(self, profile, master_key, master_salt, rtcp_tag=_SRTCP_TAG):
         p = PROFILES.get(profile)
         if p is None:
             raise ValueError("unknown SRTP profile %r (one of %s)" % (profile, ", ".join(sorted(PROFILES))))
@@ -128,7 +131,10 @@ class SrtpSession:
             raise ValueError("%s needs a %d-byte master key, got %d" % (profile, key_len, len(master_key)))
         if len(master_salt) != _SALT_LEN:
             raise ValueError("SRTP master salt must be 14 bytes, got %d" % len(master_salt))
+        if rtcp_tag != 4 and rtcp_tag != 10:
+            raise ValueError("SRTCP tag must be 4 or 10 bytes")
         self.profile = profile
+        self._ctag = rtcp_tag
         kdf = aes_ctr(master_key)
         salt = int.from_bytes(master_salt, "big")
         self._ctr = aes_ctr(_derive(kdf, salt, _L_RTP_ENC, key_len))
@@ -261,16 +267,17 @@ class SrtpSession:
         self._ctx[ssrc] = idx + 1
         m = (bytes(rtcp[:8]) + self._cctr.xor(self._csalt ^ (ssrc << 64) ^ (idx << 16), rtcp[8:])
              + (0x80000000 | idx).to_bytes(4, "big"))
-        return m + self._cmac.digest(m)[:_SRTCP_TAG]
+        return m + self._cmac.digest(m)[:self._ctag]
 
     def unprotect_rtcp(self, srtcp):
         """The RTCP packet inside an SRTCP packet, after the replay and authentication checks."""
         n = len(srtcp)
-        if n < 8 + 4 + _SRTCP_TAG:
+        tl = self._ctag
+        if n < 8 + 4 + tl:
             raise SrtpError("SRTCP packet too short")
         if srtcp[0] & 0xC0 != 0x80:
             raise SrtpError("not an RTCP version 2 packet")
-        end = n - _SRTCP_TAG
+        end = n - tl
         ei = int.from_bytes(srtcp[end - 4:end], "big")
         idx = ei & _SRTCP_MAX_INDEX
         ssrc = int.from_bytes(srtcp[4:8], "big")
@@ -283,7 +290,7 @@ class SrtpSession:
             top, mask = st
         _window_check(top, mask, idx)
         mv = memoryview(srtcp)
-        if not tags_equal(self._cmac.digest(mv[:end])[:_SRTCP_TAG], mv[end:]):
+        if not tags_equal(self._cmac.digest(mv[:end])[:tl], mv[end:]):
             raise SrtpError("SRTCP authentication failed")
         self._crx[ssrc] = _window_add(top, mask, idx)
         body = mv[8:end - 4]
