@@ -6,14 +6,37 @@ OSError (full flash) to test that a failed write leaves the in-memory tables unt
 
 
 class _Reader:
-    def __init__(self, data):
+    """A handle on one file's bytes. Like an open file, it keeps the bytes it was opened on after a replace
+    (which installs a new bytearray), and sees appends made to them."""
+
+    def __init__(self, data, backend=None):
         self._d = data
         self._p = 0
+        self._be = backend  # set for read+append handles
 
     def read(self, n):
         p = self._p
         self._p = min(len(self._d), p + n)
         return bytes(self._d[p:self._p])
+
+    def seek(self, pos):
+        self._p = pos
+
+    def tell(self):
+        return self._p
+
+    def write(self, data):
+        # append mode: every write lands at the end, wherever the read position was
+        self._be._check()
+        self._d.extend(data)
+        self._be.appends += 1
+        self._be._dirty = True
+        self._be._version += 1
+        self._p = len(self._d)
+        return len(data)
+
+    def flush(self):
+        pass
 
     def close(self):
         pass
@@ -28,6 +51,7 @@ class MemoryBackend:
         self._dirty = False
         self.fail = False
         self._version = 0
+        self.locks = set()
 
     def _check(self):
         if self.fail:
@@ -36,7 +60,10 @@ class MemoryBackend:
 
     def open_read(self, name):
         d = self.files.get(name)
-        return None if d is None else _Reader(bytes(d))
+        return None if d is None else _Reader(d)
+
+    def open_append(self, name):
+        return _Reader(self.files.setdefault(name, bytearray()), self)
 
     def append(self, name, data):
         self._check()
@@ -53,7 +80,7 @@ class MemoryBackend:
             self.syncs += 1
         self._dirty = False
 
-    def replace(self, name, chunks):
+    def replace(self, name, chunks, hold=None):
         self._check()
         buf = bytearray()
         for c in chunks:
@@ -61,6 +88,22 @@ class MemoryBackend:
         self.files[name] = buf
         self.replaces += 1
         self._version += 1
+        return True
+
+    def lock(self, name):
+        if name in self.locks:
+            return False
+        self.locks.add(name)
+        return True
+
+    def locked(self, name):
+        return name in self.locks
+
+    def wait_unlocked(self, name):
+        return name not in self.locks  # one process: nobody else can release it meanwhile
+
+    def unlock(self, name):
+        self.locks.discard(name)
 
     def stamp(self, name):
         d = self.files.get(name)

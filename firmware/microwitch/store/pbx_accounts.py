@@ -2,7 +2,8 @@
 
 user@domain -> {"ext": extension on the PBX, "realm": the PBX's digest realm, "md5"/"sha256": HA1 for it}.
 Like users.py: only HA1 is kept (enough to answer the PBX's challenges, never a password), the same journal
-discipline, read-only in the node with `refresh()` so CLI changes apply without a restart.
+discipline, read-only in the node with `refresh()` so CLI changes apply without a restart; shared between
+the CLI and the web page like users.journal (a writer replays the others' changes before its own).
 """
 from microwitch.compat import const
 from microwitch.store import ValidationError, StoreFull
@@ -30,11 +31,29 @@ class PbxAccounts:
         self.max_accounts = max_accounts
         self._acc = {}
         self._by_ext = {}
-        self.journal = Journal(backend, name, self._items)
+        self.journal = Journal(backend, name, self._items, merge=self._merge)
         self._stamp = None
 
     def _items(self):
         return self._acc.items()
+
+    def _merge(self, records):
+        """What other writers changed (journal.py); None: the file was replaced, reload it."""
+        if records is None:
+            self.load()
+            return
+        for k, v in records:
+            old = self._acc.pop(k, None)
+            if old is not None and self._by_ext.get(old["ext"]) == k:
+                del self._by_ext[old["ext"]]
+            if isinstance(v, dict) and isinstance(v.get("ext"), str) and isinstance(v.get("realm"), str):
+                self._acc[k] = v
+                self._by_ext[v["ext"]] = k
+
+    def _writable(self):
+        if self.read_only:
+            raise ValueError("PBX account store opened read-only")
+        self.journal.catch_up()  # decide on the file's accounts, not on what this handle loaded earlier
 
     def load(self):
         self._stamp = self.journal.backend.stamp(self.journal.name)
@@ -69,8 +88,7 @@ class PbxAccounts:
 
     def set(self, address, ext, password, realm):
         """Give `address` the PBX identity `ext` with `password` in the PBX's `realm` (stored as HA1)."""
-        if self.read_only:
-            raise ValueError("PBX account store opened read-only")
+        self._writable()
         user, domain = split_address(address)
         key = user + "@" + domain
         check_extension(ext)
@@ -85,21 +103,15 @@ class PbxAccounts:
         rec = {"ext": ext, "realm": realm, "md5": ha1_hex("MD5", ext, realm, password),
                "sha256": ha1_hex("SHA-256", ext, realm, password)}
         self.journal.put(key, rec)
-        old = self._acc.get(key)
-        if old is not None:
-            self._by_ext.pop(old["ext"], None)
-        self._acc[key] = rec
-        self._by_ext[ext] = key
+        self._merge([(key, rec)])
         return key
 
     def remove(self, address):
-        if self.read_only:
-            raise ValueError("PBX account store opened read-only")
+        self._writable()
         user, domain = split_address(address)
         key = user + "@" + domain
-        rec = self._acc.pop(key, None)
-        if rec is None:
+        if key not in self._acc:
             return False
-        self._by_ext.pop(rec["ext"], None)
         self.journal.delete(key)
+        self._merge([(key, None)])
         return True

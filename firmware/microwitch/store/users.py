@@ -1,8 +1,11 @@
 """The user store: user@domain -> digest HA1 values (MD5 and SHA-256, RFC 7616 §3.4.2), never a password.
 
-Shared by the node (reads; `read_only=True`, it never rewrites a file the CLI may be appending to) and the
-host CLI (`microwitch user add/remove/import`, writes). `refresh()` reloads when the backend's stamp (size,
-mtime) changed, so a running node sees CLI changes without a restart; the node calls it at most once a second.
+Shared by the node (reads; `read_only=True`, it never rewrites a file the CLI may be appending to) and two
+kinds of writers that may run at once: the CLI (`microwitch user add/remove/import`, `microwitch-node user
+add`) and the web page. The journal is shared (journal.py): before every change a writer replays what the
+others wrote since it loaded, so a handle that loaded before a password prompt never loses (or compacts
+away) a user another writer added meanwhile. `refresh()` reloads when the backend's stamp (size, mtime,
+inode) changed, so a running node sees CLI changes without a restart; the node calls it at most once a second.
 """
 from microwitch.compat import const
 from microwitch.store import ValidationError, StoreFull
@@ -82,11 +85,22 @@ class Users:
         self.read_only = read_only
         self.max_users = max_users
         self._users = {}
-        self.journal = Journal(backend, name, self._items)
+        self.journal = Journal(backend, name, self._items, merge=self._merge)
         self._stamp = None
 
     def _items(self):
         return self._users.items()
+
+    def _merge(self, records):
+        """What other writers changed (journal.py); None: the file was replaced, reload it."""
+        if records is None:
+            self.load()
+            return
+        for k, v in records:
+            if isinstance(v, dict) and isinstance(v.get("realm"), str):
+                self._users[k] = v
+            else:
+                self._users.pop(k, None)
 
     def load(self):
         backend = self.journal.backend
@@ -128,6 +142,7 @@ class Users:
     def _writable(self):
         if self.read_only:
             raise ValueError("user store opened read-only")
+        self.journal.catch_up()  # decide on the file's users, not on what this handle loaded earlier
 
     def add(self, address, password, realm=None):
         """Add or replace a user; `realm` defaults to the domain. Returns the canonical 'user@domain'."""
@@ -165,5 +180,5 @@ class Users:
         if key not in self._users:
             return False
         self.journal.delete(key)
-        del self._users[key]
+        self._users.pop(key, None)  # (a reload inside delete may have applied it already)
         return True
