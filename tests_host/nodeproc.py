@@ -70,6 +70,35 @@ def free_port(proto="udp", host=HOST):
     raise RuntimeError("no fresh %s port after 100 tries" % proto)
 
 
+def free_port_run(n, host=HOST):
+    """The first of `n` consecutive free UDP ports, the first one even, none handed out before: what a media
+    peer binds from one base (sipp -mp: audio RTP, RTCP, video RTP, RTCP; linphonec's audio and video)."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((host, 0))
+            base = s.getsockname()[1] & ~1
+        finally:
+            s.close()
+        run = range(base, base + n)
+        if base < 1024 or base + n > 65536 or any(p in _HANDED_OUT for p in run):
+            continue
+        socks = []
+        try:
+            for p in run:  # all bound at once: each is free right now
+                t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(t)
+                t.bind((host, p))
+        except OSError:
+            continue
+        finally:
+            for t in socks:
+                t.close()
+        _HANDED_OUT.update(run)
+        return base
+    raise RuntimeError("no run of %d free UDP ports after 100 tries" % n)
+
+
 def microwitch_cli(args, state=None, input_text=None, timeout=60, check=True):
     """Run `tools/microwitch ARGS [--state DIR]`; returns CompletedProcess (text)."""
     cmd = [sys.executable, MICROWITCH] + list(args)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from nodeproc import free_port, REPO
+from nodeproc import free_port, free_port_run, REPO
 from agentproc import Agent, read_wav
 
 SCENARIO = os.path.join(REPO, "tests_host", "sipp", "agent", "uas_plain_rtp.xml")
@@ -26,7 +26,7 @@ class _Peer:
     def __init__(self, tmp):
         self.tmp = str(tmp)
         self.sip_port = free_port("udp")
-        self.media_port = free_port("udp") & ~1
+        self.media_port = free_port_run(4)  # sipp binds audio and video RTP/RTCP from here
         self.pcap = os.path.join(self.tmp, "peer.pcap")
         self.cap_err = open(os.path.join(self.tmp, "tshark.err"), "w")
         self.cap = subprocess.Popen([TSHARK, "-i", "lo", "-f", "udp dst port %d" % self.media_port, "-w", self.pcap,

@@ -45,7 +45,7 @@ def _peak(path):
 
 def _phone(tmp, node):
     ph = linphone.Linphone(str(tmp), "bob", "bob", "pw-bob", "localhost", node.udp, nodeproc.free_port(),
-                           nodeproc.free_port() & ~1)
+                           nodeproc.free_port_run(4))
     ph.start()
     assert ph.wait_registered(10), ph.log()[-3000:]
     ph.command("soundcard use files")

@@ -91,9 +91,7 @@ def test_two_linphones_zrtp_call_through_the_node(tmp):
     node = nodeproc.Node(os.path.join(tmp, "node"), users=[("alice", "alice-pw", "localhost"),
                                                             ("bob", "bob-pw", "localhost")]).start()
     # distinct even RTP ports (RTCP on +1); the capture filter below names them
-    ra, rb = nodeproc.free_port("udp") & ~1, nodeproc.free_port("udp") & ~1
-    if ra == rb:
-        rb += 2
+    ra, rb = nodeproc.free_port_run(4), nodeproc.free_port_run(4)  # audio and video RTP/RTCP each
     alice = linphone.Linphone(tmp, "alice", "alice", "alice-pw", "localhost", node.udp, nodeproc.free_port(), ra)
     bob = linphone.Linphone(tmp, "bob", "bob", "bob-pw", "localhost", node.udp, nodeproc.free_port(), rb)
     phones = (alice, bob)

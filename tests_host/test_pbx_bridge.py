@@ -115,7 +115,7 @@ class Sipp:
                 os.unlink(f)
         inf = nodeproc.write_users(os.path.join(workdir, tag + "_users.csv"), [(user, password, domain)], sipp=True)
         self.cmd = ["sipp", "%s:%d" % target, "-sf", os.path.join(SCEN, scenario), "-m", "1", "-i", HOST,
-                    "-p", str(port), "-mp", str(nodeproc.free_port("udp")), "-nostdin",
+                    "-p", str(port), "-mp", str(nodeproc.free_port_run(4)), "-nostdin",
                     "-timeout", "%ds" % timeout_s, "-timeout_error", "-max_retrans", "5",
                     "-trace_msg", "-message_file", self.msg, "-trace_err", "-error_file", self.err,
                     "-trace_stat", "-stf", self.stf, "-fd", "1", "-inf", inf]

@@ -132,7 +132,7 @@ class Sipp:
         self.err_path = os.path.join(work, tag + "_err.log")
         self.stf_path = os.path.join(work, tag + "_stat.csv")
         self.port = port
-        self.media_port = _free_udp_ports(1)[0]
+        self.media_port = nodeproc.free_port_run(4)  # sipp binds audio RTP/RTCP and video RTP/RTCP from here
         self.cmd = ["sipp", "%s:%d" % target, "-sf", os.path.join(SCEN, scenario), "-m", str(count),
                     "-i", HOST, "-p", str(port), "-mi", HOST, "-mp", str(self.media_port), "-nostdin",
                     "-default_behaviors", "all,-bye", "-timeout", "%ds" % SIPP_TIMEOUT_S, "-timeout_error",

@@ -100,8 +100,8 @@ def test_linphone_provisioned_by_link_registers_and_calls_with_zrtp(tmp_path):
         link = web.provisioning_link("alice@localhost")
         assert link.startswith("http://127.0.0.1:%d/p/" % web_port)
         assert link not in node.output()  # the token is never logged
-        alice = ProvisionedLinphone(tmp, "alice", link, nodeproc.free_port(), 47000)
-        bob = linphone.Linphone(tmp, "bob", "bob", "bob-secret-1", "localhost", node.udp, nodeproc.free_port(), 47010)
+        alice = ProvisionedLinphone(tmp, "alice", link, nodeproc.free_port(), nodeproc.free_port_run(4))
+        bob = linphone.Linphone(tmp, "bob", "bob", "bob-secret-1", "localhost", node.udp, nodeproc.free_port(), nodeproc.free_port_run(4))
         phones = [alice, bob]
         alice.start()
         bob.start()

@@ -82,7 +82,7 @@ class Callee:
 
     def __init__(self, target, work, tag):
         unregister_all(target, CALLEE, password=PASSWORD)
-        self.port, mport = _free_udp_ports(2)
+        self.port, mport = _free_udp_ports(1)[0], nodeproc.free_port_run(4)
         st = register(target, CALLEE, self.port, password=PASSWORD, expires=3600)
         if st != 200:
             raise RuntimeError("%s: REGISTER of the callee answered %r" % (tag, st))
@@ -112,7 +112,7 @@ class Callee:
 
 def uac_cmd(pause_ms):
     """The sipp options every caller run shares (scenario keys, pause, media port)."""
-    mport = _free_udp_ports(1)[0]
+    mport = nodeproc.free_port_run(4)  # sipp binds audio and video RTP/RTCP from here
     return ["-key", "caller", "bench", "-key", "caller_domain", "remote.example", "-key", "callee", CALLEE,
             "-key", "domain", DOMAIN, "-d", str(pause_ms), "-mi", HOST, "-mp", str(mport)]
 
