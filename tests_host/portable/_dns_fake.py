@@ -1,20 +1,6 @@
-"""Helpers for the DNS tests: a deterministic RNG and a scripted DNS server answering resolver actions."""
+"""Helpers for the DNS tests: a scripted DNS server answering resolver actions."""
 from microwitch.dns import message as dm
 from microwitch.dns.message import Message, Record
-
-
-class Rand:
-    """rand(n) -> n bytes from a fixed sequence (a counter mixed by a small LCG), reproducible."""
-
-    def __init__(self, seed=1):
-        self.state = seed
-
-    def __call__(self, n):
-        out = bytearray()
-        for _ in range(n):
-            self.state = (self.state * 1103515245 + 12345) & 0x7FFFFFFF
-            out.append((self.state >> 16) & 0xFF)
-        return bytes(out)
 
 
 SOA = ("ns.test", "hostmaster.test", 1, 3600, 600, 86400, 30)

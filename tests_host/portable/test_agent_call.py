@@ -8,20 +8,9 @@ from microwitch.store.memory import MemoryBackend
 from microwitch.store.users import Users
 from microwitch.store.bindings import Bindings
 from microwitch.agent.endpoint import Endpoint
+from _lcg import Lcg
 
 NODE = ("udp", "127.0.0.1", 5060)
-
-
-def _rng(seed):
-    st = [seed]
-
-    def rand(n):
-        out = bytearray()
-        for _ in range(n):
-            st[0] = (st[0] * 1103515245 + 12345) & 0x7FFFFFFF
-            out.append((st[0] >> 16) & 0xFF)
-        return bytes(out)
-    return rand
 
 
 def _node():
@@ -31,7 +20,7 @@ def _node():
     users.load()
     users.add("alice@localhost", "pw-alice")
     users.add("bob@localhost", "pw-bob")
-    node = Node(cfg, users, Bindings(be), _rng(1), Logger("info", lambda line: None), b"k" * 32, ["127.0.0.1"])
+    node = Node(cfg, users, Bindings(be), Lcg(1), Logger("info", lambda line: None), b"k" * 32, ["127.0.0.1"])
     node.set_listen([NODE])
     return node
 
@@ -40,7 +29,7 @@ def _ep(user, sip_port, media_port, seed, **kw):
     opts = {"user": "sip:%s@localhost" % user, "password": "pw-" + user, "proxy": NODE,
             "sip_local": ("127.0.0.1", sip_port), "media_local": ("127.0.0.1", media_port), "zrtp": "mandatory"}
     opts.update(kw)
-    return Endpoint(opts, _rng(seed), None, 0)
+    return Endpoint(opts, Lcg(seed), None, 0)
 
 
 def _run(node, eps, starts, ms):
@@ -155,13 +144,13 @@ class _FullDisk:
 def test_a_cache_that_cannot_be_saved_is_reported_and_the_call_stays_secure():
     from microwitch.zrtp.cache import ZidCache
     disk = _FullDisk()
-    cache = ZidCache(disk, _rng(9))
+    cache = ZidCache(disk, Lcg(9))
     cache.zid()
     disk.full = True
     node = _node()
     bob = Endpoint({"user": "sip:bob@localhost", "password": "pw-bob", "proxy": NODE,
                     "sip_local": ("127.0.0.1", 5080), "media_local": ("127.0.0.1", 40002), "zrtp": "mandatory",
-                    "answer": True}, _rng(3), cache, 0)
+                    "answer": True}, Lcg(3), cache, 0)
     alice = _ep("alice", 5070, 40000, 2, call="sip:bob@localhost", duration_ms=600)
     reports, exits, stats = _run(node, {"alice": alice, "bob": bob}, {"bob": 0, "alice": 200}, 8000)
     rb = reports["bob"]

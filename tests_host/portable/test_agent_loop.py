@@ -15,6 +15,7 @@ from microwitch.agent.endpoint import Endpoint
 from microwitch.media import g711
 from microwitch.sip.message import parse, make_response
 from microwitch.sip.digest import parse_credentials, ha1_hex, response_hex
+from _lcg import Lcg
 
 NODE = ("192.0.2.1", 5060)
 BOARD_IP = "192.0.2.50"
@@ -219,18 +220,6 @@ class Node:
             self.net.to_agent(bye.encode(), NODE, self.contact)
 
 
-class Rand:
-    def __init__(self):
-        self.c = 0
-
-    def __call__(self, n):
-        out = bytearray()
-        for _ in range(n):
-            self.c = (self.c * 1103515245 + 12345) & 0x7FFFFFFF
-            out.append((self.c >> 16) & 0xFF)
-        return bytes(out)
-
-
 def _events(reports):
     return [r["event"] for r in reports]
 
@@ -245,7 +234,7 @@ def test_agent_loop_registers_answers_and_sends_media():
     tone = Tone(1000)
     opts = {"user": "sip:tone@" + DOMAIN, "password": PASSWORD, "proxy": ("udp",) + NODE,
             "sip_local": (BOARD_IP, 5060), "media_local": (BOARD_IP, 4000), "answer": True, "zrtp": "optional"}
-    ep = Endpoint(opts, Rand(), None, 0, tone, None)
+    ep = Endpoint(opts, Lcg(), None, 0, tone, None)
     reports = []
     loop = AgentLoop(ep, sip, media, reports.append, None, net.ticks, net)
     code = loop.run(60000)
@@ -306,7 +295,7 @@ def test_run_agent_one_round_mandatory_zrtp_sends_no_clear_audio():
     started = []
     pauses = []
     s = _settings()
-    code = run_agent(s, BOARD_IP, Rand(), lines.append, net, net.ticks, rounds=1, pause=pauses.append,
+    code = run_agent(s, BOARD_IP, Lcg(), lines.append, net, net.ticks, rounds=1, pause=pauses.append,
                      started=lambda: started.append(net.t))
     assert code == 4, lines
     assert started and not pauses
@@ -331,7 +320,7 @@ def test_run_agent_calls_and_hangs_up_after_duration():
     lines = []
     pauses = []
     s = _settings(call="callee@" + DOMAIN, duration_s=1, zrtp="optional", tone_hz=1000)
-    code = run_agent(s, BOARD_IP, Rand(), lines.append, net, net.ticks, rounds=3, pause=pauses.append)
+    code = run_agent(s, BOARD_IP, Lcg(), lines.append, net, net.ticks, rounds=3, pause=pauses.append)
     assert code == 0, lines
     assert not pauses            # one round: no redial
     inv = node.board_invite
@@ -356,7 +345,7 @@ def test_run_agent_pauses_after_a_refused_registration():
     node._check_auth = lambda m: False
     lines = []
     pauses = []
-    code = run_agent(_settings(), BOARD_IP, Rand(), lines.append, net, net.ticks, rounds=2,
+    code = run_agent(_settings(), BOARD_IP, Lcg(), lines.append, net, net.ticks, rounds=2,
                      pause=pauses.append)
     assert code == 3
     assert pauses == [30000]   # between the two rounds, not after the last

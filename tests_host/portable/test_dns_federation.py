@@ -4,7 +4,8 @@ from microwitch.dns.resolver import Resolver
 from microwitch.sip.uri import parse_uri
 from microwitch.node import federation as fed
 from microwitch.node.federation import Federation
-from _dns_fake import Rand, Zone, serve
+from _dns_fake import Zone, serve
+from _lcg import Lcg
 
 DNS = ("10.9.0.1", 53)
 ZONE = {
@@ -18,8 +19,8 @@ ZONE = {
 
 def _fed(cfg=None, lines=None):
     log = lines.append if lines is not None else (lambda t: None)
-    r = Resolver([DNS], Rand(), log=log)
-    return Federation(cfg or {}, r, Rand(3), log)
+    r = Resolver([DNS], Lcg(1), log=log)
+    return Federation(cfg or {}, r, Lcg(3), log)
 
 
 def _route(f, zone, uri, now):
@@ -167,7 +168,7 @@ def test_inbound_source_table_is_bounded():
 
 
 def test_no_resolver_fails_at_once():
-    f = Federation({}, Resolver([], Rand()), Rand(3), lambda t: None)
+    f = Federation({}, Resolver([], Lcg(1)), Lcg(3), lambda t: None)
     st, code, reason = f.route(parse_uri("sip:bob@b.test"), 0)
     assert st == "fail" and code == 504 and "no DNS resolver configured" in reason
     assert f.route(parse_uri("sip:bob@10.0.0.1"), 0)[0] == "targets"  # numeric hosts still work

@@ -2,7 +2,7 @@
 from microwitch.dns import message as dm
 from microwitch.dns.cache import Cache
 from microwitch.dns.locate import locate, order_srv
-from _dns_fake import Rand
+from _lcg import Lcg
 
 
 def _cache(entries, nx=(), nodata=(), failed=(), why="timeout"):
@@ -32,7 +32,7 @@ FULL = {
 
 def test_naptr_srv_a_in_order():
     trace = []
-    res = locate("sip:bob@b.test", _cache(FULL), Rand(), trace)
+    res = locate("sip:bob@b.test", _cache(FULL), Lcg(1), trace)
     assert res == ("targets", [("udp", "10.0.0.1", 5060), ("udp", "10.0.0.2", 5070), ("tcp", "10.0.0.1", 5061)])
     assert trace[0].startswith("NAPTR b.test 20 10")
     assert "SRV _sip._udp.b.test 20 0 5070 n2.b.test" in trace and "A n1.b.test 10.0.0.1" in trace
@@ -40,14 +40,14 @@ def test_naptr_srv_a_in_order():
 
 def test_missing_records_are_asked_for_step_by_step():
     entries = {}
-    need = locate("sip:bob@b.test", _cache(entries), Rand())
+    need = locate("sip:bob@b.test", _cache(entries), Lcg(1))
     assert need == ("need", [("b.test", dm.NAPTR)])
     entries[("b.test", dm.NAPTR)] = FULL[("b.test", dm.NAPTR)]
-    assert locate("sip:bob@b.test", _cache(entries), Rand()) == \
+    assert locate("sip:bob@b.test", _cache(entries), Lcg(1)) == \
         ("need", [("_sip._udp.b.test", dm.SRV), ("_sip._tcp.b.test", dm.SRV)])
     entries[("_sip._udp.b.test", dm.SRV)] = FULL[("_sip._udp.b.test", dm.SRV)]
     entries[("_sip._tcp.b.test", dm.SRV)] = FULL[("_sip._tcp.b.test", dm.SRV)]
-    assert locate("sip:bob@b.test", _cache(entries), Rand()) == \
+    assert locate("sip:bob@b.test", _cache(entries), Lcg(1)) == \
         ("need", [("n1.b.test", dm.A), ("n2.b.test", dm.A)])
 
 
@@ -55,7 +55,7 @@ def test_no_naptr_uses_srv_udp_then_tcp():
     look = _cache({("_sip._udp.b.test", dm.SRV): [(10, 0, 5060, "n1.b.test")],
                    ("_sip._tcp.b.test", dm.SRV): [(10, 0, 5060, "n1.b.test")],
                    ("n1.b.test", dm.A): ["10.0.0.1"]}, nodata=[("b.test", dm.NAPTR)])
-    assert locate("sip:bob@b.test", look, Rand()) == \
+    assert locate("sip:bob@b.test", look, Lcg(1)) == \
         ("targets", [("udp", "10.0.0.1", 5060), ("tcp", "10.0.0.1", 5060)])
 
 
@@ -66,62 +66,62 @@ def test_unusable_naptr_and_failed_naptr_fall_back_to_srv():
                  _cache({("_sip._udp.b.test", dm.SRV): [(10, 0, 5060, "n1.b.test")],
                          ("n1.b.test", dm.A): ["10.0.0.1"]}, failed=[("b.test", dm.NAPTR)],
                         nodata=[("_sip._tcp.b.test", dm.SRV)], why="SERVFAIL from 10.0.0.53")):
-        assert locate("sip:bob@b.test", look, Rand()) == ("targets", [("udp", "10.0.0.1", 5060)])
+        assert locate("sip:bob@b.test", look, Lcg(1)) == ("targets", [("udp", "10.0.0.1", 5060)])
 
 
 def test_no_srv_uses_a_on_5060_then_aaaa():
     look = _cache({("b.test", dm.A): ["10.0.0.9"]},
                   nodata=[("b.test", dm.NAPTR), ("_sip._udp.b.test", dm.SRV), ("_sip._tcp.b.test", dm.SRV)])
-    assert locate("sip:bob@b.test", look, Rand()) == ("targets", [("udp", "10.0.0.9", 5060)])
+    assert locate("sip:bob@b.test", look, Lcg(1)) == ("targets", [("udp", "10.0.0.9", 5060)])
     look = _cache({("b.test", dm.AAAA): ["fd00::9"]},
                   nodata=[("b.test", dm.NAPTR), ("_sip._udp.b.test", dm.SRV), ("_sip._tcp.b.test", dm.SRV),
                           ("b.test", dm.A)])
-    assert locate("sip:bob@b.test", look, Rand()) == ("targets", [("udp", "fd00::9", 5060)])
+    assert locate("sip:bob@b.test", look, Lcg(1)) == ("targets", [("udp", "fd00::9", 5060)])
 
 
 def test_numeric_hosts_and_explicit_port_or_transport():
     nothing = _cache({})
-    assert locate("sip:bob@10.1.2.3", nothing, Rand()) == ("targets", [("udp", "10.1.2.3", 5060)])
-    assert locate("sip:bob@10.1.2.3:5080;transport=tcp", nothing, Rand()) == \
+    assert locate("sip:bob@10.1.2.3", nothing, Lcg(1)) == ("targets", [("udp", "10.1.2.3", 5060)])
+    assert locate("sip:bob@10.1.2.3:5080;transport=tcp", nothing, Lcg(1)) == \
         ("targets", [("tcp", "10.1.2.3", 5080)])
-    assert locate("sip:bob@[fd00::1]:5062", nothing, Rand()) == ("targets", [("udp", "fd00::1", 5062)])
-    assert locate("sip:bob@b.test:5070", nothing, Rand()) == ("need", [("b.test", dm.A)])  # A only, no SRV
+    assert locate("sip:bob@[fd00::1]:5062", nothing, Lcg(1)) == ("targets", [("udp", "fd00::1", 5062)])
+    assert locate("sip:bob@b.test:5070", nothing, Lcg(1)) == ("need", [("b.test", dm.A)])  # A only, no SRV
     look = _cache({("b.test", dm.A): ["10.0.0.1"]})
-    assert locate("sip:bob@b.test:5070", look, Rand()) == ("targets", [("udp", "10.0.0.1", 5070)])
-    assert locate("sip:bob@b.test;transport=tcp", nothing, Rand()) == ("need", [("_sip._tcp.b.test", dm.SRV)])
-    assert locate("sip:bob@x.test;maddr=10.0.0.5", nothing, Rand()) == ("targets", [("udp", "10.0.0.5", 5060)])
+    assert locate("sip:bob@b.test:5070", look, Lcg(1)) == ("targets", [("udp", "10.0.0.1", 5070)])
+    assert locate("sip:bob@b.test;transport=tcp", nothing, Lcg(1)) == ("need", [("_sip._tcp.b.test", dm.SRV)])
+    assert locate("sip:bob@x.test;maddr=10.0.0.5", nothing, Lcg(1)) == ("targets", [("udp", "10.0.0.5", 5060)])
 
 
 def test_sips_and_unsupported_transport_fail_cleanly():
-    st, code, reason = locate("sips:bob@b.test", _cache({}), Rand())
+    st, code, reason = locate("sips:bob@b.test", _cache({}), Lcg(1))
     assert st == "fail" and code == 416 and "TLS" in reason
-    st, code, reason = locate("sip:bob@b.test;transport=sctp", _cache({}), Rand())
+    st, code, reason = locate("sip:bob@b.test;transport=sctp", _cache({}), Lcg(1))
     assert st == "fail" and code == 502 and "sctp" in reason
 
 
 def test_nxdomain_and_nothing_and_lookup_failure():
-    st, code, reason = locate("sip:bob@nx.test", _cache({}, nx=[("nx.test", dm.NAPTR)]), Rand())
+    st, code, reason = locate("sip:bob@nx.test", _cache({}, nx=[("nx.test", dm.NAPTR)]), Lcg(1))
     assert (st, code) == ("fail", 404) and "nx.test" in reason and "NXDOMAIN" in reason
     look = _cache({}, nodata=[("b.test", dm.NAPTR), ("_sip._udp.b.test", dm.SRV), ("_sip._tcp.b.test", dm.SRV),
                               ("b.test", dm.A), ("b.test", dm.AAAA)])
-    st, code, reason = locate("sip:bob@b.test", look, Rand())
+    st, code, reason = locate("sip:bob@b.test", look, Lcg(1))
     assert (st, code) == ("fail", 404) and "no SIP server" in reason
     look = _cache({("_sip._udp.b.test", dm.SRV): [(10, 0, 5060, "n1.b.test")]},
                   nodata=[("b.test", dm.NAPTR), ("_sip._tcp.b.test", dm.SRV)], failed=[("n1.b.test", dm.A)])
-    st, code, reason = locate("sip:bob@b.test", look, Rand())
+    st, code, reason = locate("sip:bob@b.test", look, Lcg(1))
     assert (st, code) == ("fail", 504) and "n1.b.test" in reason
 
 
 def test_srv_dot_target_means_no_service():
     look = _cache({("_sip._udp.b.test", dm.SRV): [(0, 0, 0, "")]},
                   nodata=[("b.test", dm.NAPTR), ("_sip._tcp.b.test", dm.SRV)])
-    st, code, reason = locate("sip:bob@b.test", look, Rand())
+    st, code, reason = locate("sip:bob@b.test", look, Lcg(1))
     assert st == "fail" and code == 404
 
 
 def test_order_srv_priority_first_and_weights_respected():
     recs = [(20, 100, 1, "late"), (10, 10, 2, "light"), (10, 90, 3, "heavy"), (10, 0, 4, "zero")]
-    rand = Rand(7)
+    rand = Lcg(7)
     firsts = {}
     for _ in range(300):
         out = order_srv(list(recs), rand)
@@ -133,5 +133,5 @@ def test_order_srv_priority_first_and_weights_respected():
 
 def test_naptr_timeout_fails_fast():
     look = _cache({}, failed=[("b.test", dm.NAPTR)])
-    st, code, reason = locate("sip:bob@b.test", look, Rand())
+    st, code, reason = locate("sip:bob@b.test", look, Lcg(1))
     assert (st, code) == ("fail", 504) and "NAPTR b.test: timeout" in reason

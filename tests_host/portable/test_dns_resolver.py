@@ -4,14 +4,15 @@ from microwitch.dns import message as dm
 from microwitch.dns.message import Message, Record
 from microwitch.dns.cache import POSITIVE, NEGATIVE, NODATA, FAILED
 from microwitch.dns.resolver import Resolver, pick_servers, parse_resolv_conf, server_error, MAX_PENDING
-from _dns_fake import Rand, Zone
+from _dns_fake import Zone
+from _lcg import Lcg
 
 S1 = ("10.9.0.1", 53)
 S2 = ("10.9.0.2", 53)
 
 
 def _resolver(servers=(S1,), log=None, rand=None):
-    return Resolver(list(servers), rand or Rand(), log=log)
+    return Resolver(list(servers), rand or Lcg(1), log=log)
 
 
 def _reply_to(wire, answers=(), flags=0x8180, authority=()):
@@ -38,7 +39,7 @@ def test_answer_goes_to_cache_and_query_id_comes_from_rand():
     acts = r.query("B.test", dm.A, 0)
     assert len(acts) == 1 and acts[0][0] == "dns_udp" and acts[0][2] == S1
     q = dm.decode(acts[0][1])
-    expect = Rand()(2)
+    expect = Lcg(1)(2)
     assert q.id == (expect[0] << 8) | expect[1]
     assert q.questions == [("b.test", dm.A, dm.IN)]
     assert r.query("b.test", dm.A, 1) == []   # one query in flight per (name, type)
@@ -183,7 +184,7 @@ def test_servfail_tries_next_server_then_fails():
 
 
 def test_no_server_and_full_table_fail_at_once():
-    r = Resolver([], Rand())
+    r = Resolver([], Lcg(1))
     assert r.query("b.test", dm.A, 0) == []
     assert r.lookup("b.test", dm.A, 0)[1] == "no DNS resolver configured"
     r = _resolver()

@@ -12,6 +12,7 @@ from microwitch.store.memory import MemoryBackend
 from microwitch.store.users import Users
 from microwitch.store.bindings import Bindings, Binding
 from _dns_fake import Zone
+from _lcg import Lcg
 
 ME = ("udp", "10.0.1.1", 5060)
 ALICE = ("udp", "10.0.1.9", 5070)
@@ -27,18 +28,6 @@ ZONE = {
 }
 
 
-class _Rand:
-    def __init__(self):
-        self.n = 0
-
-    def __call__(self, k):
-        out = bytearray()
-        for _ in range(k):
-            self.n = (self.n * 1103515245 + 12345) & 0x7FFFFFFF
-            out.append((self.n >> 16) & 0xFF)
-        return bytes(out)
-
-
 def _node(extra=""):
     cfg = config.load('{"domain": "a.test", "listen": ["udp:10.0.1.1:5060"], "dns_servers": ["10.0.1.53"]%s}'
                       % extra)
@@ -51,7 +40,7 @@ def _node(extra=""):
     bindings.update("sip:dave@a.test", [Binding("sip:dave@10.0.1.20:5060", WALL + 3600, 3600, "r", 1,
                                                 ("udp", "10.0.1.20", 5060))], WALL)
     lines = []
-    node = Node(cfg, users, bindings, _Rand(), Logger("debug", lines.append), b"s" * 32, ["10.0.1.1"])
+    node = Node(cfg, users, bindings, Lcg(), Logger("debug", lines.append), b"s" * 32, ["10.0.1.1"])
     node.set_listen([ME])
     node.lines = lines
     return node

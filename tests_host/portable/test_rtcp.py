@@ -5,18 +5,7 @@ from microwitch.media import rtcp, srtp, demux
 from microwitch.media.rtcp import Reporter, RtcpError
 from microwitch.media.rtp import RtpReceiver, RtpSender
 from microwitch.agent.call import MediaSession
-
-
-def _rng(seed):
-    st = [seed]
-
-    def rand(n):
-        out = bytearray()
-        for _ in range(n):
-            st[0] = (st[0] * 1103515245 + 12345) & 0x7FFFFFFF
-            out.append((st[0] >> 16) & 0xFF)
-        return bytes(out)
-    return rand
+from _lcg import Lcg
 
 
 def _fixed(value):
@@ -104,7 +93,7 @@ def test_reporter_schedule_first_report_then_intervals_with_reconsideration():
     assert not late.due(1026) and late.next_time() == 3077
     assert late.due(3077)
     # the gap between reports stays within [0.5, 1.5] x 5 s / 1.21828 whatever the draws
-    rnd = _rng(9)
+    rnd = Lcg(9)
     r2 = Reporter(_Tx(), rx, rnd, 0)
     now = 0
     last = None
@@ -181,9 +170,9 @@ def test_jitter_rfc3550_a8():
 # -- compound packets ---------------------------------------------------------------------------------------
 
 def test_compound_sr_then_rr_sdes_cname_and_bye():
-    tx = RtpSender(0xABCD, 0, _rng(1))
+    tx = RtpSender(0xABCD, 0, Lcg(1))
     rx = RtpReceiver()
-    r = Reporter(tx, rx, _rng(2), 0)
+    r = Reporter(tx, rx, Lcg(2), 0)
     for i in range(50):
         tx.packet(bytes(160), i == 0, 20 * i)
     rx.feed(_pkt(7, 0, ssrc=0x77), ("h", 1), 0)
@@ -196,7 +185,7 @@ def test_compound_sr_then_rr_sdes_cname_and_bye():
     assert len(sr["blocks"]) == 1 and sr["blocks"][0]["ssrc"] == 0x77
     cname = p[1]["chunks"][0][1][1]
     assert p[1]["chunks"][0][0] == 0xABCD and len(cname) == 16   # 96 random bits, base64 (RFC 7022)
-    assert cname != Reporter(tx, rx, _rng(3), 0).cname
+    assert cname != Reporter(tx, rx, Lcg(3), 0).cname
     r.sent(1000, 100)
     # nothing sent since: still a sender until the report after next (6.3.8), then RR
     assert rtcp.parse(r.compound(6000))[0]["type"] == rtcp.SR
@@ -208,10 +197,10 @@ def test_compound_sr_then_rr_sdes_cname_and_bye():
 
 
 def test_receive_keeps_the_peer_view_and_round_trip():
-    a_tx, b_tx = RtpSender(0xA, 0, _rng(4)), RtpSender(0xB, 0, _rng(5))
+    a_tx, b_tx = RtpSender(0xA, 0, Lcg(4)), RtpSender(0xB, 0, Lcg(5))
     a_rx, b_rx = RtpReceiver(), RtpReceiver()
-    a = Reporter(a_tx, a_rx, _rng(6), 0)
-    b = Reporter(b_tx, b_rx, _rng(7), 0)
+    a = Reporter(a_tx, a_rx, Lcg(6), 0)
+    b = Reporter(b_tx, b_rx, Lcg(7), 0)
     for i in range(100):
         if i % 10 != 3:                                   # b misses 10 of a's packets
             b_rx.feed(a_tx.packet(bytes(160), False, 20 * i), ("a", 1), 20 * i + 25)
@@ -234,7 +223,7 @@ def test_receive_keeps_the_peer_view_and_round_trip():
 
 
 def test_receive_refuses_malformed_and_non_report_first():
-    r = Reporter(_Tx(), RtpReceiver(), _rng(8), 0)
+    r = Reporter(_Tx(), RtpReceiver(), Lcg(8), 0)
     sdes_only = rtcp.sdes_cname(5, "x")
     assert _raises(r.receive, sdes_only, 0) == "compound RTCP packet does not start with SR or RR"
     assert _raises(r.receive, rtcp.receiver_report(5)[:6], 0) is not None
@@ -253,9 +242,9 @@ def _zrtp_info(auth, swap=False):
 
 
 def test_srtcp_compounds_round_trip_with_the_zrtp_tag_length():
-    tx = RtpSender(0xABCD, 0, _rng(1))
+    tx = RtpSender(0xABCD, 0, Lcg(1))
     tx.packet(bytes(160), True, 0)
-    r = Reporter(tx, RtpReceiver(), _rng(2), 0)
+    r = Reporter(tx, RtpReceiver(), Lcg(2), 0)
     c = r.compound(1000, "")
     for auth, tag in (("HS80", 10), ("HS32", 4)):
         a_out, a_in = srtp.from_zrtp(_zrtp_info(auth))
@@ -288,8 +277,8 @@ class _Wire:
     """Two MediaSessions joined by a queue with a one-way delay; drop(to, data) may lose packets."""
 
     def __init__(self, pa, pb, mux=True, delay=25, drop=None, seed=1):
-        self.a = MediaSession(pa, _rng(seed), None, 0)
-        self.b = MediaSession(pb, _rng(seed + 1), None, 0)
+        self.a = MediaSession(pa, Lcg(seed), None, 0)
+        self.b = MediaSession(pb, Lcg(seed + 1), None, 0)
         self.delay = delay
         self.drop = drop
         self.q = []
@@ -379,7 +368,7 @@ def test_without_rtcp_mux_reports_go_to_port_plus_one_then_follow_the_peer():
     w.run(9000)
     assert w.a.rtcp_peer == B and w.rtcp["a"][-1][1] == B
     r = {"rtcp_addr": "192.0.2.7", "rtcp_port": 7001}
-    m = MediaSession("off", _rng(3), None, 0)
+    m = MediaSession("off", Lcg(3), None, 0)
     rem = _remote(A, False)
     rem.update(r)
     m.start(rem, 0)

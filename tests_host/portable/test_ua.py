@@ -4,6 +4,7 @@ from microwitch.agent.ua import UserAgent, KEEPALIVE_MS
 from microwitch.sip.message import parse, make_response
 from microwitch.sip.headers import parse_name_addr, parse_via
 from microwitch.sip.digest import DigestAuth, ha1_hex
+from _lcg import Lcg
 
 PROXY = ("udp", "192.0.2.10", 5060)
 LOCAL = ("192.0.2.20", 5070)
@@ -11,20 +12,8 @@ PEER = ("udp", "192.0.2.30", 5080)
 OFFER = b"v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 
 
-def _rng():
-    st = [0]
-
-    def rand(n):
-        out = bytearray()
-        for _ in range(n):
-            st[0] = (st[0] * 1103515245 + 12345) & 0x7FFFFFFF
-            out.append((st[0] >> 16) & 0xFF)
-        return bytes(out)
-    return rand
-
-
 def _ua(password="pw-alice", **kw):
-    return UserAgent("sip:alice@example.com", password, PROXY, LOCAL, _rng(), **kw)
+    return UserAgent("sip:alice@example.com", password, PROXY, LOCAL, Lcg(), **kw)
 
 
 def _sent(acts):
@@ -51,7 +40,7 @@ def _reply(req, status, reason, tag=None, headers=(), body=b""):
 
 def _auth():
     # the node's default order: MD5 first, then SHA-256 (the UA must prefer SHA-256, RFC 8760 §2.4)
-    return DigestAuth("example.com", b"node-secret", _rng(), algorithms=("MD5", "SHA-256"))
+    return DigestAuth("example.com", b"node-secret", Lcg(), algorithms=("MD5", "SHA-256"))
 
 
 def _ha1(user, alg):
@@ -95,7 +84,7 @@ def test_register_with_sha256_digest_then_refresh_and_keepalive():
 
 def test_register_md5_only_challenge():
     ua = _ua()
-    auth = DigestAuth("example.com", b"s", _rng(), algorithms=("MD5",))
+    auth = DigestAuth("example.com", b"s", Lcg(), algorithms=("MD5",))
     _, req2 = _register(ua, auth)
     creds = auth.pick(req2.get_all("Authorization"))
     assert creds["algorithm"] == "MD5" and auth.check("REGISTER", req2.uri, creds, _ha1, 0).ok
