@@ -15,3 +15,15 @@ for _p in (os.path.join(_ROOT, "tests_host"), os.path.join(_ROOT, "tests_host", 
            os.path.join(_ROOT, "tools"), os.path.join(_ROOT, "firmware")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_phones():
+    """A test that fails between starting a linphonec and stopping it must not leave it loading the machine."""
+    yield
+    linphone = sys.modules.get("linphone")
+    if linphone is not None and getattr(linphone, "RUNNING", None):
+        linphone.stop_leftovers()

@@ -91,6 +91,15 @@ def available():
     return subprocess.run(["sh", "-c", "command -v linphonec"], capture_output=True).returncode == 0
 
 
+RUNNING = set()  # started and not stopped: conftest stops what a failed test left behind
+
+
+def stop_leftovers():
+    """Stop every linphonec a test started and did not stop (each one spins a CPU core)."""
+    for ph in list(RUNNING):
+        ph.stop(timeout=2.0)
+
+
 class Linphone:
     """One linphonec process. See the module docstring."""
 
@@ -126,6 +135,7 @@ class Linphone:
         cmd = ["linphonec", "-c", self.rc, "-d", "6", "-l", self.log_path] + (["-a"] if self.auto_answer else [])
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      cwd=self.dir, env=env, text=True, bufsize=1, start_new_session=True)
+        RUNNING.add(self)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         return self
@@ -178,6 +188,7 @@ class Linphone:
 
     def stop(self, timeout=5.0):
         """terminate + quit; SIGTERM then SIGKILL to its own process group if it lingers."""
+        RUNNING.discard(self)
         if self.proc is None:
             return None
         if self.proc.poll() is None:

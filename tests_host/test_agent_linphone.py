@@ -47,7 +47,10 @@ def _phone(tmp, node):
     ph = linphone.Linphone(str(tmp), "bob", "bob", "pw-bob", "localhost", node.udp, nodeproc.free_port(),
                            nodeproc.free_port_run(4))
     ph.start()
-    assert ph.wait_registered(10), ph.log()[-3000:]
+    if not ph.wait_registered(10):
+        log = ph.log()[-3000:]
+        ph.stop()  # a phone left running would load the machine for every later test
+        raise AssertionError("linphonec did not register:\n" + log)
     ph.command("soundcard use files")
     return ph
 
