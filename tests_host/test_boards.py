@@ -440,8 +440,9 @@ def test_esp32_image_modules_suffice_to_run_the_agent(images):
     answer an INVITE, tone RTP and ZRTP out, run_agent rounds, device.json validation) passes on its .mpy."""
     lib = os.path.join(images["esp32"][0], bi.BOARD_LAYOUT["esp32"][0])
     test = os.path.join(REPO, "tests_host", "portable", "test_agent_loop.py")
-    cfg = {"lib": lib, "ext": ".mpy", "tests": [[test, "test_agent_loop", "test_agent_loop"]], "extras": [],
-           "filter": ""}
+    lcg = os.path.join(REPO, "tests_host", "portable", "_lcg.py")  # the test's deterministic rand
+    cfg = {"lib": lib, "ext": ".mpy", "tests": [[test, "test_agent_loop", "test_agent_loop"]],
+           "extras": [[lcg, "_lcg.py"]], "filter": ""}
     p = subprocess.run([NODE_JS, RUN_MJS, json.dumps(cfg)], cwd=os.path.dirname(RUN_MJS), capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0 and "PASS test_agent_loop::test_agent_loop_registers_answers_and_sends_media" \
@@ -884,7 +885,7 @@ def test_deploy_copies_image_resets_and_reports_free_heap(tmp_path, monkeypatch,
     def runner(cmd):
         calls.append(cmd)
         args = cmd[cmd.index("connect") + 2:]
-        if "device.json" in " ".join(args):
+        if ":device.json" in args:
             src = args[args.index(":device.json") - 1]
             calls.append(("device.json", json.load(open(src))))
         out = "NONE\n" if args[:1] == ["exec"] and "HAVE" in args[1] else ""
@@ -906,6 +907,32 @@ def test_deploy_copies_image_resets_and_reports_free_heap(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert "board: microwitch: joined home as 192.168.1.50" in out
     assert "91234 bytes of heap free" in out and serial.closed
+
+
+def test_deploy_wifi_keeps_the_boards_role_agent_settings_and_setup_password(tmp_path, monkeypatch):
+    import io
+    from mwcli import deploy
+    port = tmp_path / "ttyUSB0"
+    port.write_text("")
+    board = {"role": "agent", "agent": {"user": "sip:kitchen@lan", "password": "pw", "answer": True},
+             "setup_password": "mw-0123456789abcdef", "wifi": {"ssid": "old", "password": "old-pw"}}
+    written = []
+
+    def runner(cmd):
+        args = cmd[cmd.index("connect") + 2:]
+        if args[:1] == ["exec"] and "HAVE" in args[1]:  # the probe: a board with config and device files
+            return subprocess.CompletedProcess(cmd, 0, "HAVE\nDEVICE " + json.dumps(board, indent=1)
+                                               .replace("\n", " ") + "\n", "")
+        if ":device.json" in args:
+            written.append(json.load(open(args[args.index(":device.json") - 1])))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+    serial = _Serial([b"microwitch: free heap 1000 bytes after start\r\n"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO("new-pw\n"))
+    args = types.SimpleNamespace(port=str(port), config=None, wifi_ssid="home", state=None, timeout=5)
+    assert deploy.deploy(args, runner=runner, open_serial=lambda p: serial) == 0
+    want = dict(board, wifi={"ssid": "home", "password": "new-pw"})
+    assert written == [want]  # only the Wi-Fi changed
+    assert deploy._board_device("HAVE\nDEVICE {broken") == {} and deploy._board_device("NONE\n") == {}
 
 
 def test_deploy_keeps_the_boards_config_and_reports_mpremote_failure(tmp_path, capsys):

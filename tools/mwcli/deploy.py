@@ -40,13 +40,32 @@ try:
 except OSError:
     pass
 """
+# what the board already has: its /config.json (kept), and its /device.json (role, agent settings, the setup
+# access point's password: kept when --wifi-ssid only changes the Wi-Fi)
 _HAVE_CONFIG = """import os
 try:
     os.stat('/config.json')
     print('HAVE')
 except OSError:
     print('NONE')
+try:
+    with open('/device.json') as f:
+        print('DEVICE ' + f.read().replace('\\n', ' '))
+except OSError:
+    pass
 """
+
+
+def _board_device(probe_out):
+    """The board's /device.json as a dict (from the probe's DEVICE line), {} if it has none or it is broken."""
+    for line in probe_out.splitlines():
+        if line.startswith("DEVICE "):
+            try:
+                d = json.loads(line[7:])
+            except ValueError:
+                return {}
+            return d if isinstance(d, dict) else {}
+    return {}
 
 
 def register(sub):
@@ -157,12 +176,15 @@ def deploy(args, runner=_run, open_serial=_open_serial):
              "+", "fs", "cp", "boot.py", ":boot.py", "+", "fs", "cp", "main.py", ":main.py"]
     if args.config:
         steps += ["+", "fs", "cp", os.path.abspath(args.config), ":config.json"]
-    elif "NONE" in have:
+    elif "NONE" in have.splitlines():
         steps += ["+", "fs", "cp", "config.json", ":config.json"]
     tmp = None
     if args.wifi_ssid:
         tmp = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-        json.dump({"wifi": {"ssid": args.wifi_ssid, "password": _wifi_password()}, "role": "node"}, tmp)
+        dev = _board_device(have)
+        dev["wifi"] = {"ssid": args.wifi_ssid, "password": _wifi_password()}
+        dev.setdefault("role", "node")
+        json.dump(dev, tmp)
         tmp.close()
         steps += ["+", "fs", "cp", tmp.name, ":device.json"]
     if state_files:
