@@ -7,6 +7,8 @@ import re
 import socket
 import time
 
+from nodeproc import status_of  # noqa: F401 (re-exported for the tests that use rawsip)
+
 HOST = "127.0.0.1"
 DOMAIN = "localhost"
 
@@ -42,15 +44,6 @@ def headers(data, name):
 
 def start_line(data):
     return data.split(b"\r\n", 1)[0].decode("latin-1")
-
-
-def status_of(data):
-    if not data.startswith(b"SIP/2.0 "):
-        return None
-    try:
-        return int(data[8:11])
-    except ValueError:
-        return None
 
 
 def fields(value):
