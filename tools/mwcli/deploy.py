@@ -1,9 +1,9 @@
 """`microwitch deploy esp32 --port /dev/ttyUSB0`: put the ESP32 image on a board over USB with mpremote.
 
 Builds build/esp32/ (tools/build_images.py), replaces the board's lib/microwitch and lib/microdot with it,
-copies boot.py and main.py, installs /config.json only the first time (or when --config is given: the board's own is kept
-otherwise), writes /device.json when --wifi-ssid is given, copies the user journal from --state, resets the
-board and prints what it reports until its "free heap" line (main.py prints it once the node is listening).
+copies boot.py and main.py, installs /config.json only the first time (or when --config is given: the board's
+own is kept otherwise), sets the Wi-Fi in /device.json when --wifi-ssid is given (keeping the rest of it),
+copies the user journal from --state, resets the board and prints what it reports until its "free heap" line (main.py prints it once the node is listening).
 """
 import getpass
 import importlib.util

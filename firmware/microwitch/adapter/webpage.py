@@ -1,11 +1,12 @@
 """The node's web page beside its poll loop: one module for devices and the host.
 
-`Page(cfg, state, sip, config_path)` opens the page's own handles on the state directory's journals (like the
+`Page(cfg, state, sip, save_domain)` opens the page's own handles on the state directory's journals (like the
 CLI, so the two never disagree) and builds the WebApp. `serve()` runs microdot's asyncio server and the node's
 poll loop in one asyncio loop on one thread, on a device (adapter/device.py) and on the host (tools/mwcli/run.py)
 alike. The page only ever reads `Page.view`, a snapshot the loop's side replaces whole.
 """
 import asyncio
+
 from microwitch import config
 from microwitch.compat import const, random_bytes, wall_s
 from microwitch.store.files import FileBackend
@@ -33,8 +34,8 @@ class Page:
 
     `calls.observe_msg` is the node's observe hook (live calls); `refresh(node, errors)` publishes a new snapshot
     at most once a second. `save_domain(domain)` stores the first run's domain where the board keeps its
-    config (None or an error text, see device.json_domain_saver; no saver: the domain is not changeable from the page); `reload` then turns
-    true and `cfg` is the running config with the new domain, to rebuild the node from.
+    config (None or an error text, see device.json_domain_saver; without one the page cannot change the
+    domain); `reload` then turns true and `cfg` is the running config with the new domain, to rebuild from.
     """
 
     def __init__(self, cfg, state, sip, save_domain=None, rand=random_bytes):
@@ -131,6 +132,6 @@ def serve(page, loop, errors, on_step=None, rebuild=None, on_ready=None, step_ms
     """Run the node's poll `loop` and the page's server as two tasks of one asyncio loop until `loop.running`
     turns false; closes the loop. Each loop step blocks at most `step_ms`, then the page gets a turn;
     `on_step(loop)` runs after each step, `on_ready()` once the page listens. When the page's first run saves a
-    new domain, `rebuild(loop, cfg)` closes the old loop and returns a new one for `cfg`. OSError if the page's address cannot
-    be bound (or its server stops)."""
+    new domain, `rebuild(loop, cfg)` closes the old loop and returns a new one for `cfg`. OSError if the page's
+    address cannot be bound (or its server stops)."""
     asyncio.run(_run(page, loop, errors, on_step, rebuild, on_ready, step_ms))
