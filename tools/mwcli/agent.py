@@ -1,14 +1,13 @@
 """`microwitch agent`: a command-line softphone. Registers to a node, places or answers one call, runs ZRTP with
 the peer, shows the SAS and whether the call is secure, plays a WAV file into the call and records what arrives.
 
-Human output by default; --json prints one JSON object per line (registered, incoming, ringing, answered,
-secure, insecure, cache_mismatch, cache_error, ended, error). `ended` carries the packet counts and an
-"rtcp" object (null if media never started): reports sent/received, dropped (dropped_auth: failed SRTCP checks), withheld, mux,
-rtt_ms and rtt_max_ms (null until a report answered one of our SRs), "in" (the stream we received: expected,
-lost, loss_pct, jitter_ms) and "out" (ours as the peer's latest report saw it: lost, fraction_pct, jitter_ms;
-null without a report). Exit code 0 after a call that ended normally (and was secure
-under --zrtp mandatory), 2 bad arguments, 3 registration failed, 4 the call failed or was not secure, 5 no call
-came in, 6 overall time limit.
+Human output by default; --json prints one JSON object per line (registered, incoming, ringing, answered, secure,
+insecure, cache_mismatch, cache_error, ended, error). `ended` carries the packet counts and an "rtcp" object (null
+if media never started): reports sent/received, dropped (dropped_auth: failed SRTCP checks), withheld, mux, rtt_ms
+and rtt_max_ms (null until a report answered one of our SRs), "in" (the stream we received: expected, lost,
+loss_pct, jitter_ms) and "out" (ours as the peer's latest report saw it: lost, fraction_pct, jitter_ms; null
+without a report). Exit code 0 after a call that ended normally (and was secure under --zrtp mandatory), 2 bad
+arguments, 3 registration failed, 4 the call failed or was not secure, 5 no call came in, 6 overall time limit.
 """
 import argparse
 import json
