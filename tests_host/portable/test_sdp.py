@@ -127,3 +127,47 @@ def test_rtcp_mux_offered_accepted_and_a_rtcp_port():
     # a broken a=rtcp is ignored (RTCP then goes to port + 1)
     broken = plain.replace(b"a=rtcp:4011 IN IP4 10.0.0.9", b"a=rtcp:99999")
     assert sdp.answer_result(sdp.parse(broken))["rtcp_port"] is None
+
+
+def _offer_dir(direction, codecs=b"0 8", addr=b"10.0.0.1", port=b"4000"):
+    return (b"v=0\r\no=- 1 2 IN IP4 " + addr + b"\r\ns=-\r\nc=IN IP4 " + addr + b"\r\nt=0 0\r\n"
+            b"m=audio " + port + b" RTP/AVP " + codecs + b"\r\n" + (b"a=" + direction + b"\r\n" if direction else b""))
+
+
+def test_answer_direction_follows_the_offer_rfc3264_6_1():
+    # sendonly (hold) -> recvonly, recvonly -> sendonly, inactive -> inactive, sendrecv or none -> sendrecv
+    for offered, answered in ((b"sendonly", b"recvonly"), (b"recvonly", b"sendonly"), (b"inactive", b"inactive"),
+                              (b"sendrecv", b"sendrecv"), (None, b"sendrecv")):
+        body, res = sdp.answer(sdp.parse(_offer_dir(offered)), "10.0.0.3", 5000, 1, 1)
+        a = sdp.parse(body).media[0]
+        assert a.direction == answered.decode(), (offered, body)
+        assert res["direction"] == (offered or b"sendrecv").decode()
+        assert body.count(b"a=sendrecv") + body.count(b"a=sendonly") + body.count(b"a=recvonly") + \
+            body.count(b"a=inactive") == 1
+
+
+def test_reoffer_answer_changes_codec_address_and_version_only():
+    first, r1 = sdp.answer(sdp.parse(_offer_dir(None)), "10.0.0.3", 5000, 77, 1, HASH)
+    again, r2 = sdp.answer(sdp.parse(_offer_dir(b"sendonly", b"8 0", b"10.0.0.9", b"4100")), "10.0.0.3", 5000,
+                           77, 2, HASH)
+    assert (r1["codec"], r1["addr"], r1["port"]) == ("PCMU", "10.0.0.1", 4000)
+    assert (r2["codec"], r2["addr"], r2["port"]) == ("PCMA", "10.0.0.9", 4100)
+    s1, s2 = sdp.parse(first), sdp.parse(again)
+    assert s1.origin.split()[1:3] == ["77", "1"] and s2.origin.split()[1:3] == ["77", "2"]
+    assert s1.media[0].port == s2.media[0].port == 5000 and s2.media[0].zrtp_hash == HASH
+    assert s2.media[0].direction == "recvonly" and s2.media[0].fmts == [8]
+
+
+def test_reoffer_mirrors_the_sessions_m_lines_with_our_audio_sendrecv():
+    # a re-INVITE without SDP (RFC 3261 §14.2): our new offer keeps the m= lines of the session (RFC 3264 §8)
+    body = sdp.reoffer(sdp.parse(LINPHONE_OFFER), "192.0.2.9", 5004, 3, 4, HASH)
+    s = sdp.parse(body)
+    assert s.origin.split()[1:3] == ["3", "4"]
+    assert [(m.kind, m.port) for m in s.media] == [("audio", 5004), ("video", 0)]
+    a = s.media[0]
+    assert a.fmts == [0, 8, 101] and a.direction == "sendrecv" and a.zrtp_hash == HASH and not a.rtcp_mux
+    # the peer's answer to it is read like any answer
+    ans, res = sdp.answer(s, "127.0.0.1", 7078, 1, 5, None, codecs=("PCMA",))
+    assert sdp.answer_result(sdp.parse(ans))["codec"] == "PCMA"
+    no_audio = b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n"
+    assert _raises(sdp.reoffer, sdp.parse(no_audio), "1.2.3.5", 5000, 1, 1) is not None

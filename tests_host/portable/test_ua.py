@@ -257,11 +257,12 @@ def test_incoming_call_answer_retransmit_until_ack_reinvite_and_bye():
     acts = ua.receive(_in_dialog("ACK", 1, tag, "ack1"), PROXY, 1700)
     assert _kinds(acts) == ["confirmed"]
     assert _sent(ua.tick(10000)) == []
-    # re-INVITE: new SDP reported, answered with ours
+    # re-INVITE: its offer goes to the application, which answers it (RFC 3264 §8)
     acts = ua.receive(_incoming_invite(cseq=2, tag=tag, body=b"v=0\r\nnew"), PROXY, 11000)
-    (ok2, _), = _sent(acts)
-    assert ok2.status == 200 and ok2.body == b"v=0\r\nanswer" and _kinds(acts) == ["remote_sdp"]
-    assert call.remote_sdp == b"v=0\r\nnew"
+    assert _sent(acts) == [] and _kinds(acts) == ["reoffer"] and call.offer_sdp == b"v=0\r\nnew"
+    (ok2, _), = _sent(ua.answer_reoffer(call, b"v=0\r\nanswer2", 11000))
+    assert ok2.status == 200 and ok2.body == b"v=0\r\nanswer2" and ok2.get("CSeq") == "2 INVITE"
+    assert call.remote_sdp == b"v=0\r\nnew" and call.local_sdp == b"v=0\r\nanswer2"
     ua.receive(_in_dialog("ACK", 2, tag, "ack2"), PROXY, 11100)
     # our BYE would follow the route set; the peer's BYE ends the call
     acts = ua.receive(_in_dialog("BYE", 3, tag, "bye3"), PROXY, 12000)
@@ -320,3 +321,110 @@ def test_malformed_and_keepalive_input_never_crash():
     bad = _incoming_invite().replace(b"CSeq: 1 INVITE", b"CSeq: x INVITE")
     acts = ua.receive(bad, PROXY, 0)
     assert len(acts) == 1 and acts[0][0] == "send" and acts[0][1].startswith(b"SIP/2.0 400 ")
+
+
+def test_register_with_reg_id_says_supported_outbound():
+    # RFC 5626 §4.2.1: a REGISTER whose Contact has +sip.instance and reg-id carries Supported: outbound
+    ua = _ua()
+    req, req2 = _register(ua, _auth())
+    for r in (req, req2):
+        ct = parse_name_addr(r.get("Contact"))
+        assert "reg-id" in ct.params and "+sip.instance" in ct.params
+        assert "outbound" in [t.strip() for t in ",".join(r.get_all("Supported")).split(",")]
+    (un, _), = _sent(ua.unregister(10))
+    assert un.get("Supported") == "outbound" and un.get("Expires") == "0"
+
+
+def _confirmed_incoming(ua):
+    (ev,) = _events(ua.receive(_incoming_invite(), PROXY, 0))
+    call = ev[1]
+    ua.answer(call, b"v=0\r\nanswer", 10)
+    ua.receive(_in_dialog("ACK", 1, call.local_tag, "ack1"), PROXY, 20)
+    assert call.state == "confirmed"
+    return call
+
+
+def test_reoffer_refused_with_488_keeps_the_old_session():
+    ua = _ua()
+    call = _confirmed_incoming(ua)
+    acts = ua.receive(_incoming_invite(cseq=2, tag=call.local_tag, body=b"v=0\r\nopus only"), PROXY, 100)
+    assert _kinds(acts) == ["reoffer"]
+    # a second re-INVITE before we answered the first: 500 with Retry-After (RFC 3261 §14.2)
+    (r, _), = _sent(ua.receive(_incoming_invite(cseq=3, tag=call.local_tag, body=b"v=0\r\nx"), PROXY, 110))
+    assert r.status == 500 and r.get("Retry-After") is not None
+    (r, _), = _sent(ua.reject_reoffer(call, 488, "Not Acceptable Here", 120))
+    assert r.status == 488 and r.get("CSeq") == "2 INVITE" and parse_name_addr(r.get("To")).tag == call.local_tag
+    assert call.state == "confirmed" and call.remote_sdp == OFFER and call.local_sdp == b"v=0\r\nanswer"
+    assert call.offer_sdp is None and ua.answer_reoffer(call, b"v=0\r\nlate", 130) == []
+    # the transaction retransmits the 488 until its ACK; nothing reaches the application
+    assert sorted(m.status for m, d in _sent(ua.tick(700))) == [488, 500]
+    ack = _incoming_invite(cseq=2, tag=call.local_tag, body=b"").replace(b"INVITE sip", b"ACK sip") \
+        .replace(b"2 INVITE", b"2 ACK")
+    assert _events(ua.receive(ack, PROXY, 800)) == []
+    # the dialog goes on: a later re-INVITE is offered and answered
+    acts = ua.receive(_incoming_invite(cseq=4, tag=call.local_tag, body=b"v=0\r\nhold"), PROXY, 900)
+    assert _kinds(acts) == ["reoffer"]
+    (ok, _), = _sent(ua.answer_reoffer(call, b"v=0\r\nheld", 900))
+    assert ok.status == 200 and ok.body == b"v=0\r\nheld" and call.remote_sdp == b"v=0\r\nhold"
+
+
+def _ack_with_body(cseq, tag, body):
+    head = "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(body)
+    return _in_dialog("ACK", cseq, tag, "ackb%d" % cseq).replace(b"Content-Length: 0\r\n\r\n", head.encode()) + body
+
+
+def test_reinvite_without_offer_our_offer_in_the_2xx_answer_in_the_ack_and_bye_ends_a_pending_reoffer():
+    ua = _ua()
+    call = _confirmed_incoming(ua)
+    # §14.2: no offer in the re-INVITE; the application's SDP goes in the 2xx as our offer
+    acts = ua.receive(_incoming_invite(cseq=2, tag=call.local_tag, body=b""), PROXY, 100)
+    assert _sent(acts) == [] and _kinds(acts) == ["reoffer"] and call.offer_sdp is None
+    (ok, _), = _sent(ua.answer_reoffer(call, b"v=0\r\nour offer", 100))
+    assert ok.status == 200 and ok.body == b"v=0\r\nour offer" and call.remote_sdp == OFFER
+    # the ACK brings the peer's answer
+    acts = ua.receive(_ack_with_body(2, call.local_tag, b"v=0\r\ntheir answer"), PROXY, 150)
+    assert _events(acts) == [("ack_answer", call)] and call.remote_sdp == b"v=0\r\ntheir answer"
+    # an ACK for an ordinary re-INVITE answer brings no SDP event, even with a body
+    ua.receive(_incoming_invite(cseq=5, tag=call.local_tag, body=b"v=0\r\nx"), PROXY, 160)
+    ua.answer_reoffer(call, b"v=0\r\ny", 160)
+    assert _events(ua.receive(_ack_with_body(5, call.local_tag, b"v=0\r\nz"), PROXY, 170)) == []
+    assert call.remote_sdp == b"v=0\r\nx"
+    assert _kinds(ua.receive(_incoming_invite(cseq=6, tag=call.local_tag, body=b"v=0\r\no"), PROXY, 200)) == \
+        ["reoffer"]
+    # §15.1.2: the BYE is answered 200 and the re-INVITE still pending gets 487
+    acts = ua.receive(_in_dialog("BYE", 7, call.local_tag, "bye7"), PROXY, 300)
+    assert sorted(m.status for m, d in _sent(acts)) == [200, 487]
+    assert _events(acts) == [("ended", call, "remote hangup")]
+
+
+def test_second_fork_2xx_is_acked_and_sent_bye_the_call_stays_with_the_first():
+    ua = _ua()
+    call, acts = ua.invite("sip:bob@example.com", OFFER, 0)
+    (inv, _), = _sent(acts)
+    ua.receive(_reply(inv, 180, "Ringing", "fork1"), PROXY, 5)
+    ok1 = _reply(inv, 200, "OK", "fork1", [("Record-Route", "<sip:192.0.2.10:5060;lr>"),
+                                           ("Contact", "<sip:bob@192.0.2.30:5080>")], b"v=0\r\nfirst")
+    ok2 = _reply(inv, 200, "OK", "fork2", [("Record-Route", "<sip:192.0.2.10:5060;lr>"),
+                                           ("Contact", "<sip:bob@192.0.2.31:5090>")], b"v=0\r\nsecond")
+    acts = ua.receive(ok1, PROXY, 10)
+    assert _kinds(acts) == ["answered"]
+    acts = ua.receive(ok2, PROXY, 20)
+    assert _events(acts) == []                          # the application sees nothing of the second fork
+    msgs = _sent(acts)
+    assert [m.method for m, d in msgs] == ["ACK", "BYE"]
+    ack, bye = msgs[0][0], msgs[1][0]
+    for m in (ack, bye):
+        assert parse_name_addr(m.get("To")).tag == "fork2" and m.uri == "sip:bob@192.0.2.31:5090"
+        assert parse_name_addr(m.get("From")).tag == call.local_tag and m.get("Call-ID") == call.call_id
+        assert m.get_all("Route") == ["<sip:192.0.2.10:5060;lr>"] and msgs[0][1] == ("udp", "192.0.2.10", 5060)
+    assert ack.get("CSeq") == "1 ACK" and bye.get("CSeq") == "2 BYE"
+    # the call is still the first dialog
+    assert call.state == "confirmed" and call.remote_tag == "fork1" and call.remote_sdp == b"v=0\r\nfirst"
+    assert call.remote_target == "sip:bob@192.0.2.30:5080" and ua.calls == {call.call_id: call}
+    # the second fork retransmits its 2xx before our ACK arrives: ACK again, no second BYE
+    assert [m.method for m, d in _sent(ua.receive(ok2, PROXY, 520))] == ["ACK"]
+    # its 200 for our BYE changes nothing; our own hangup still goes to the first fork with our next CSeq
+    assert _events(ua.receive(_reply(bye, 200, "OK", "fork2"), PROXY, 530)) == []
+    (b1, _), = _sent(ua.hangup(call, 1000))
+    assert b1.method == "BYE" and parse_name_addr(b1.get("To")).tag == "fork1"
+    assert b1.uri == "sip:bob@192.0.2.30:5080"

@@ -5,6 +5,7 @@
     acts = m.start(remote, now)             # remote: the dict sdp.answer()/answer_result() returns
     acts = m.receive(data, source, now)     # one datagram from the media socket
     acts = m.tick(now)                      # sends a 20 ms frame when one is due, RTCP, ZRTP timers
+    acts = m.update(remote, now)            # a re-INVITE's new offer/answer: direction, address, codec
     acts = m.stop(now)                      # end of the call: the RTCP BYE
 
 Actions: ("send", bytes, (host, port)); events ("secure", info), ("insecure", reason),
@@ -138,6 +139,27 @@ class MediaSession:
         elif self.policy == "off":
             out.append(("insecure", "ZRTP is off (--zrtp off): media is sent in clear"))
         return out
+
+    def update(self, remote, now):
+        """The session a re-INVITE negotiated (RFC 3264 §8): its direction (hold and resume, §8.4), address
+        and codec replace the old ones. SSRC, sequence numbers, ZRTP and the SRTP keys carry on: a re-INVITE
+        never restarts them. A new address drops the symmetric-RTP latch until the peer's packets come
+        from there."""
+        if not self.started or self.stopped:
+            return []
+        old = self.remote
+        self.remote = remote
+        if (remote["addr"], remote["port"]) != (old["addr"], old["port"]):
+            self.peer = (remote["addr"], remote["port"])
+            self.latched = False
+            self.rtcp_latched = False
+        self.mux = bool(remote.get("rtcp_mux"))
+        if not self.mux and not self.rtcp_latched:
+            self.rtcp_peer = (remote.get("rtcp_addr") or remote["addr"], remote.get("rtcp_port") or remote["port"] + 1)
+        if remote["pt"] != self.tx.payload_type:
+            self.encode = _codec(remote["codec"])[0]
+            self.tx.payload_type = remote["pt"]
+        return []
 
     def stop(self, now=None):
         """End of the call: a last report with an RTCP BYE (RFC 3550 6.6) when `now` is given and RTCP may be

@@ -8,7 +8,8 @@ opts: user, password, proxy (proto, host, port), sip_local (host, port), media_l
 None), answer (bool), duration_ms, zrtp ("mandatory" | "optional" | "off"), register_timeout_ms,
 call_timeout_ms. Actions: ("sip", bytes, (proto, host, port)), ("media", bytes, (host, port)),
 ("report", dict) and finally ("exit", code). Report events: registered, incoming, ringing, answered,
-secure, insecure, cache_mismatch, cache_error, ended, error.
+secure, insecure, cache_mismatch, cache_error, media (a re-INVITE changed direction, address or codec),
+reoffer_refused (a re-INVITE we answered 488: the call goes on as before), ended, error.
 """
 from microwitch.compat import const
 from microwitch.agent import sdp
@@ -34,6 +35,7 @@ class Endpoint:
         self.call = None
         self.media = None
         self.sess_id = int.from_bytes(rand(4), "big") & 0x7FFFFFFF
+        self.sess_ver = 1             # o= version: +1 whenever our SDP changes (RFC 3264 §8)
         self.state = "start"
         self.deadline = now + opts.get("register_timeout_ms", _REGISTER_TIMEOUT_MS)
         self.hangup_at = None
@@ -131,8 +133,10 @@ class Endpoint:
             out += self._on_answered(a[1], now)
         elif k == "confirmed":
             pass
-        elif k == "remote_sdp":
+        elif k == "reoffer":
             out += self._on_reoffer(a[1], now)
+        elif k == "ack_answer":
+            out += self._on_ack_answer(a[1], now)
         elif k == "ended":
             if a[1] is self.call:
                 out += self._on_ended(a[2], now)
@@ -194,15 +198,56 @@ class Endpoint:
         return self._media_acts(self.media.start(remote, now), now)
 
     def _on_reoffer(self, call, now):
-        """A re-INVITE: follow a changed address; the session keys and codec stay (our answer is unchanged)."""
+        """A re-INVITE's offer, answered like the first one (sdp.answer, RFC 3264 §8): hold (sendonly ->
+        recvonly, we stop sending), inactive, resume, a new address or codec. ZRTP and SRTP carry on. An offer
+        we cannot take gets 488 and the call keeps its old session (RFC 3261 §14.2)."""
+        if call is not self.call or self.media is None or not self.media.started:
+            return self._sip(self.ua.reject_reoffer(call, 488, "Not Acceptable Here", now), now)
+        h, ml = self._local_sdp()
+        if call.offer_sdp is None:
+            return self._offer_in_ok(call, h, ml, now)
         try:
-            offer = sdp.parse(call.remote_sdp)
-            _, remote = sdp.answer(offer, "0.0.0.0", 0, 0, 0)
-        except sdp.SdpError:
+            offer = sdp.parse(call.offer_sdp)
+            body, remote = sdp.answer(offer, ml[0], ml[1], self.sess_id, self.sess_ver, h)
+            if body != call.local_sdp:
+                self.sess_ver += 1
+                body, remote = sdp.answer(offer, ml[0], ml[1], self.sess_id, self.sess_ver, h)
+        except sdp.SdpError as e:
+            return [self._report("reoffer_refused", reason=e.reason)] + \
+                self._sip(self.ua.reject_reoffer(call, 488, "Not Acceptable Here", now), now)
+        out = self._sip(self.ua.answer_reoffer(call, body, now), now)
+        return out + self._update_media(remote, now)
+
+    def _offer_in_ok(self, call, h, ml, now):
+        """A re-INVITE without SDP (RFC 3261 §14.2): our new offer goes in the 2xx, the answer comes in the ACK."""
+        try:
+            prev = sdp.parse(call.remote_sdp or b"")
+            body = sdp.reoffer(prev, ml[0], ml[1], self.sess_id, self.sess_ver, h)
+            if body != call.local_sdp:
+                self.sess_ver += 1
+                body = sdp.reoffer(prev, ml[0], ml[1], self.sess_id, self.sess_ver, h)
+        except sdp.SdpError as e:
+            return [self._report("reoffer_refused", reason=e.reason)] + \
+                self._sip(self.ua.reject_reoffer(call, 488, "Not Acceptable Here", now), now)
+        return self._sip(self.ua.answer_reoffer(call, body, now), now)
+
+    def _on_ack_answer(self, call, now):
+        """The answer to the offer in our re-INVITE 2xx (RFC 3264 §8); an unusable one ends the call."""
+        if call is not self.call or self.media is None:
             return []
-        if self.media is not None and not self.media.latched:
-            self.media.peer = (remote["addr"], remote["port"])
-        return []
+        try:
+            remote = sdp.answer_result(sdp.parse(call.remote_sdp or b""))
+        except sdp.SdpError as e:
+            return [self._report("error", reason="unusable SDP answer in the ACK: " + e.reason)] + \
+                self._hangup(now, "unusable SDP answer")
+        return self._update_media(remote, now)
+
+    def _update_media(self, remote, now):
+        out = self._media_acts(self.media.update(remote, now), now)
+        d = remote["direction"]
+        out.append(self._report("media", codec=remote["codec"], addr=remote["addr"], port=remote["port"],
+                                sending=d in ("sendrecv", "recvonly"), receiving=d in ("sendrecv", "sendonly")))
+        return out
 
     def _on_ended(self, reason, now):
         out = []

@@ -198,8 +198,8 @@ def _join(lines):
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
-def offer(addr, port, sess_id, sess_ver, zrtp_hash=None, codecs=_CODECS):
-    """Our offer: audio on `addr`:`port` with `codecs` (PCMU/PCMA names) and telephone-event."""
+def _pts(codecs):
+    """([payload types], {pt: name}) for our codec names (ValueError on one we cannot encode)."""
     pts = []
     names = {}
     for c in codecs:
@@ -208,8 +208,32 @@ def offer(addr, port, sess_id, sess_ver, zrtp_hash=None, codecs=_CODECS):
             raise ValueError("unknown codec " + str(c))
         pts.append(pt)
         names[pt] = c
+    return pts, names
+
+
+def offer(addr, port, sess_id, sess_ver, zrtp_hash=None, codecs=_CODECS):
+    """Our offer: audio on `addr`:`port` with `codecs` (PCMU/PCMA names) and telephone-event."""
+    pts, names = _pts(codecs)
     return _join(_session(addr, sess_id, sess_ver) + _audio_lines(port, pts, names, DTMF_PT, zrtp_hash,
                                                                    "sendrecv", True))
+
+
+def reoffer(remote_session, addr, port, sess_id, sess_ver, zrtp_hash=None, codecs=_CODECS):
+    """A new offer in an existing session (RFC 3264 §8, e.g. for a re-INVITE without SDP): the same m= lines
+    in the same order as the session's last SDP from the peer (`remote_session`), our audio sendrecv with all
+    our codecs in place of its audio stream, every other stream refused with port 0 as before."""
+    pts, names = _pts(codecs)
+    lines = _session(addr, sess_id, sess_ver)
+    done = False
+    for m in remote_session.media:
+        if not done and _usable(m):
+            done = True
+            lines += _audio_lines(port, pts, names, DTMF_PT, zrtp_hash, "sendrecv", m.rtcp_mux)
+        else:
+            lines.append("m=%s 0 %s %s" % (m.kind, m.proto, " ".join([str(f) for f in m.fmts])))
+    if not done:
+        raise SdpError("the session has no audio stream")
+    return _join(lines)
 
 
 def _direction_answer(d):

@@ -9,12 +9,20 @@
 Every call returns a list: ("send", bytes, (proto, host, port)) for the transport and events for the
 application: ("registered", expires_s), ("register_failed", reason), ("incoming", call), ("ringing", call),
 ("early_media", call) (ignored: no media runs before the 200), ("answered", call) (outgoing, 2xx received,
-remote SDP in call.remote_sdp), ("confirmed", call) (incoming, ACK received), ("remote_sdp", call) (a
-re-INVITE changed the peer's SDP; answered with call.local_sdp), ("ended", call, reason).
+remote SDP in call.remote_sdp), ("confirmed", call) (incoming, ACK received), ("reoffer", call) (a re-INVITE
+offers call.offer_sdp: the application answers with ua.answer_reoffer(call, sdp, now) or refuses it with
+ua.reject_reoffer(call, 488, "Not Acceptable Here", now), and the dialog keeps its old session, RFC 3261 §14.2;
+a re-INVITE without a body has offer_sdp None: the application's answer_reoffer() SDP is then our offer, §14.2),
+("ack_answer", call) (the ACK for such a 2xx carries the peer's answer, in call.remote_sdp), ("ended", call,
+reason).
+
+A 2xx from a second fork of our INVITE (another To tag, §13.2.2.4) is ACKed and that dialog is ended at once
+with a BYE; the call stays with the first 2xx.
 
 Out-of-dialog requests go to the outbound proxy; in-dialog ones follow the route set (§12.2.1.1: loose
 routing, and the strict-routing rewrite when the first route has no ;lr). The UA keeps the registration flow
-alive with CRLF keep-alives (RFC 5626 §4.4.1) and registers with +sip.instance (RFC 5626 §4.1).
+alive with CRLF keep-alives (RFC 5626 §4.4.1) and registers with +sip.instance and reg-id, saying
+`Supported: outbound` (RFC 5626 §4.2.1).
 """
 from binascii import hexlify
 
@@ -31,6 +39,7 @@ KEEPALIVE_MS = const(25000)       # CRLF keep-alive interval on the registration
 _AUTH_TRIES = const(2)            # a second non-stale challenge after our credentials means a wrong password
 _RETRY_REGISTER_MS = const(30000) # after a failed refresh
 _MIN_REFRESH_S = const(5)
+_MAX_FORKS = const(4)            # other forks' 2xx remembered per call (their ACK is resent on retransmission)
 _T1 = const(500)
 _T2 = const(4000)
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
@@ -88,6 +97,11 @@ class Call:
         self.ack = None             # outgoing: our ACK for the 2xx, sent again on 2xx retransmissions
         self.reason = None
         self.peer_display = None
+        self.offer_sdp = None       # a re-INVITE's offer waiting for answer_reoffer() / reject_reoffer()
+        self.reoffer = None         # that re-INVITE and its server transaction
+        self.reoffer_txn = None
+        self.offer_in_ok = False    # our last re-INVITE 2xx carried an offer: its ACK carries the answer
+        self.forks = {}             # To tag of another fork's 2xx -> (its ACK, where it goes), _MAX_FORKS at most
 
     def __repr__(self):
         return "<Call " + self.call_id + " " + self.state + ">"
@@ -198,6 +212,7 @@ class UserAgent:
         msg = Message.request("REGISTER", "sip:" + self.domain, h)
         self._common(msg)
         msg.add("Contact", '%s;+sip.instance="<%s>";reg-id=1' % (self._contact(), self.instance))
+        msg.add("Supported", "outbound")    # RFC 5626 §4.2.1: with reg-id the UA says it supports outbound
         msg.add("Expires", str(expires))
         msg.add("Allow", ALLOW)
         if auth_from is not None and not self._credentials(msg, auth_from, self.reg_auth_tries):
@@ -327,10 +342,11 @@ class UserAgent:
     def _on_invite_2xx(self, call, msg, now):
         out = []
         if call.ack is not None:
-            # a 2xx retransmission (or one from another fork: we keep the first dialog, §13.2.2.4)
-            if _tag_of(msg.get("To")) == call.remote_tag:
+            tag = _tag_of(msg.get("To"))
+            if tag == call.remote_tag:        # a 2xx retransmission: ACK it again
                 out.append(("send", call.ack.to_bytes(), self._dialog_dest(call)))
-            return out
+                return out
+            return self._other_fork(call, msg, tag, now)
         if call.state == TERMINATED:
             return out
         call.remote_tag = _tag_of(msg.get("To"))
@@ -355,6 +371,38 @@ class UserAgent:
         call.state = CONFIRMED
         out.append(("answered", call))
         return out
+
+    def _other_fork(self, call, msg, tag, now):
+        """A 2xx from another fork (§13.2.2.4): ACK it, then BYE that dialog so its callee stops ringing
+        back; the call keeps the first dialog. A retransmission of that 2xx only gets the ACK again."""
+        known = call.forks.get(tag)
+        if known is not None:
+            return [("send", known[0].to_bytes(), known[1])]
+        d = Call(self, call.call_id, True)   # the other dialog, never entered in self.calls
+        d.local_tag = call.local_tag
+        d.local_uri = call.local_uri
+        d.remote_uri = call.remote_uri
+        d.remote_tag = tag
+        d.remote_target = call.invite.uri
+        d.route_set = list(reversed(msg.get_all("Record-Route")))
+        ct = msg.get("Contact")
+        if ct is not None:
+            try:
+                d.remote_target = parse_name_addr(ct).uri
+            except ParseError:
+                pass
+        n = parse_cseq(msg.get("CSeq"))[0]
+        d.local_cseq = n
+        ack = self._in_dialog_request(d, "ACK", cseq=n)
+        for name in ("Authorization", "Proxy-Authorization"):
+            for v in call.invite.get_all(name):
+                ack.add(name, v)
+        dest = self._dialog_dest(d)
+        if len(call.forks) < _MAX_FORKS:
+            call.forks[tag] = (ack, dest)
+        out = [("send", ack.to_bytes(), dest)]
+        txn, act = self._send_request(self._in_dialog_request(d, "BYE"), dest, now)
+        return out + act
 
     def _send_cancel(self, call, now):
         """CANCEL the pending INVITE (§9.1): same Request-URI, Call-ID, From, To, CSeq number and top Via."""
@@ -410,9 +458,16 @@ class UserAgent:
             return self.proxy
 
     def _send_bye(self, call, now):
+        out = self._drop_reoffer(call, now)
         msg = self._in_dialog_request(call, "BYE")
         txn, act = self._send_request(msg, self._dialog_dest(call), now)
-        return act + self._end(call, call.reason or "local hangup")
+        return out + act + self._end(call, call.reason or "local hangup")
+
+    def _drop_reoffer(self, call, now):
+        """A re-INVITE still unanswered when the dialog ends gets 487 (§15.1.2)."""
+        if call.reoffer_txn is None:
+            return []
+        return self.reject_reoffer(call, 487, "Request Terminated", now)
 
     # -- incoming calls (§13.3) ---------------------------------------------------------------------------------
     def answer(self, call, sdp, now):
@@ -479,7 +534,8 @@ class UserAgent:
         return act
 
     def _on_reinvite(self, call, msg, txn, now):
-        """A re-INVITE (§14.2): new remote target and SDP; answered with our current SDP (same streams)."""
+        """A re-INVITE (§14.2). With an offer, the application answers it (answer_reoffer) or refuses it
+        (reject_reoffer: the old session stays); without one, the SDP given to answer_reoffer is our offer."""
         n = parse_cseq(msg.get("CSeq"))[0]
         if call.remote_cseq is not None and n <= call.remote_cseq:
             return self.tl.respond(txn, make_response(msg, 500, "CSeq out of order", call.local_tag), now)
@@ -488,18 +544,53 @@ class UserAgent:
             r = make_response(msg, 491, "Request Pending", call.local_tag)
             r.add("Retry-After", "1")
             return self.tl.respond(txn, r, now)
+        if call.reoffer_txn is not None:
+            # §14.2: a second INVITE before the final response to the first gets 500 with Retry-After
+            r = make_response(msg, 500, "Previous INVITE Pending", call.local_tag)
+            r.add("Retry-After", "1")
+            return self.tl.respond(txn, r, now)
+        call.offer_sdp = msg.body or None
+        call.reoffer = msg
+        call.reoffer_txn = txn
+        return [("reoffer", call)]
+
+    def answer_reoffer(self, call, sdp, now):
+        """Accept the pending re-INVITE's offer (call.offer_sdp) with SDP answer `sdp` (RFC 3264 §8); for a
+        re-INVITE without an offer, `sdp` is our offer and the ACK brings the answer ("ack_answer")."""
+        msg, txn = call.reoffer, call.reoffer_txn
+        if txn is None or call.state == TERMINATED:
+            return []
+        call.reoffer = call.reoffer_txn = None
+        call.offer_in_ok = call.offer_sdp is None
+        if call.offer_sdp is not None:
+            call.remote_sdp = call.offer_sdp
+        call.offer_sdp = None
+        call.local_sdp = sdp
+        return self._accept_reinvite(call, msg, txn, sdp, now)
+
+    def reject_reoffer(self, call, status, reason, now):
+        """Refuse the pending re-INVITE (e.g. 488 Not Acceptable Here): the dialog and its session stay as they
+        were (§14.2)."""
+        msg, txn = call.reoffer, call.reoffer_txn
+        if txn is None:
+            return []
+        call.reoffer = call.reoffer_txn = None
+        call.offer_sdp = None
+        r = make_response(msg, status, reason, call.local_tag)
+        r.add("User-Agent", self.user_agent)
+        return self.tl.respond(txn, r, now)
+
+    def _accept_reinvite(self, call, msg, txn, body, now):
+        """The 2xx for a re-INVITE, retransmitted until its ACK; the remote target follows its Contact (§12.2.2,
+        on success only as RFC 6141 §3.4 has it)."""
         ct = msg.get("Contact")
         if ct is not None:
             try:
                 call.remote_target = parse_name_addr(ct).uri
             except ParseError:
                 pass
-        out = []
-        if msg.body:
-            call.remote_sdp = msg.body
-            out.append(("remote_sdp", call))
-        resp = self._response(call, msg, 200, "OK", call.local_sdp)
-        out = self.tl.respond(txn, resp, now) + out
+        resp = self._response(call, msg, 200, "OK", body)
+        out = self.tl.respond(txn, resp, now)
         call.ok = resp
         call.ok_interval = self.t1
         call.ok_next = now + self.t1
@@ -520,6 +611,11 @@ class UserAgent:
         if call.state == ANSWERING:
             call.state = CONFIRMED
             return [("confirmed", call)]
+        if call.offer_in_ok:
+            call.offer_in_ok = False
+            if msg.body:
+                call.remote_sdp = msg.body
+                return [("ack_answer", call)]
         return []
 
     def _on_cancel(self, msg, txn, now):
@@ -538,7 +634,7 @@ class UserAgent:
         if call is None or call.local_tag != _tag_of(msg.get("To")):
             return self.tl.respond(txn, make_response(msg, 481, "Call/Transaction Does Not Exist"), now)
         act = self.tl.respond(txn, make_response(msg, 200, "OK"), now)
-        return act + self._end(call, "remote hangup")
+        return act + self._drop_reoffer(call, now) + self._end(call, "remote hangup")
 
     # -- hangup -----------------------------------------------------------------------------------------------
     def hangup(self, call, now, reason=None):
@@ -561,6 +657,7 @@ class UserAgent:
             return []
         call.state = TERMINATED
         call.ok = None
+        call.reoffer = call.reoffer_txn = call.offer_sdp = None
         self.calls.pop(call.call_id, None)
         return [("ended", call, reason)]
 
