@@ -1,12 +1,12 @@
 """Two `microwitch agent` processes register to a real node on loopback and call each other: ZRTP makes both
 report `secure` with the same SAS, audio crosses SRTP exactly (a µ-law-exact signal comes out sample for
-sample), the ZID cache reports `match` on the next call and `mismatch` when one side lost its secrets."""
-import json
+sample), the ZID cache reports `match` on the next call and `mismatch` when one side lost its secrets. A capture
+of all loopback UDP during the call proves the node never sees media: every datagram to or from one of the
+node's ports is SIP, and the RTP/SRTP/ZRTP flows only between the agents' own ports."""
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -14,7 +14,7 @@ import pytest
 from nodeproc import Node
 from agentproc import Agent, exact_signal, write_wav, read_wav, find
 
-TSHARK = shutil.which("tshark")
+TSHARK = shutil.which("tshark") or "tshark"   # ./build.sh installs it: no skip, a missing tshark fails
 USERS = [("alice", "pw-alice", "localhost"), ("bob", "pw-bob", "localhost")]
 
 
@@ -26,17 +26,68 @@ def node(tmp_path_factory):
     n.stop()
 
 
-def _call(node, caller_extra=(), callee_extra=(), duration=1.5):
+def _call(node, caller_extra=(), callee_extra=(), duration=1.5, ports=None):
+    """One call alice -> bob; with a dict `ports`, fills in the UDP ports each agent process has open."""
     bob = Agent("sip:bob@localhost", "pw-bob", node.udp, "--answer", *callee_extra, timeout=30)
     try:
         assert bob.wait_event("registered", 10) is not None, bob.describe()
+        if ports is not None:
+            ports["bob"] = udp_ports(bob.proc.pid)
         alice = Agent("sip:alice@localhost", "pw-alice", node.udp, "--call", "sip:bob@localhost",
                       "--duration", duration, *caller_extra, timeout=30)
+        if ports is not None:
+            assert alice.wait_event("registered", 10) is not None, alice.describe()
+            ports["alice"] = udp_ports(alice.proc.pid)
         alice.wait()
         bob.wait()
     finally:
         bob.kill()
     return alice, bob
+
+
+def udp_ports(pid):
+    """Every local UDP port the process `pid` has a socket on (Linux /proc: its socket inodes, looked up in
+    /proc/net/udp and udp6)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if len(cols) > 9 and cols[9] in inodes:
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+SIP_STARTS = (b"REGISTER ", b"INVITE ", b"ACK ", b"BYE ", b"CANCEL ", b"OPTIONS ", b"SIP/2.0 ", b"\r\n")
+
+
+def is_zrtp(d):
+    return len(d) >= 12 and d[0] == 0x10 and d[4:8] == b"ZRTP"       # RFC 6189 5: the magic cookie
+
+
+def is_rtp(d):
+    return len(d) >= 8 and d[0] >> 6 == 2      # RTP, SRTP, RTCP, SRTCP: version 2 (SIP starts with text)
+
+
+def captured(path):
+    """(source port, destination port, payload) of every UDP datagram in the capture."""
+    p = subprocess.run([TSHARK, "-r", path, "-T", "fields", "-e", "udp.srcport", "-e", "udp.dstport",
+                        "-e", "udp.payload"], capture_output=True, text=True, timeout=120)
+    out = []
+    for line in p.stdout.splitlines():
+        cols = line.strip().split("\t")
+        if len(cols) == 3 and cols[0] and cols[1]:
+            out.append((int(cols[0]), int(cols[1]), bytes.fromhex(cols[2])))
+    return out
 
 
 def test_secure_call_same_sas_and_exact_audio_both_ways(node, tmp_path):
@@ -47,19 +98,24 @@ def test_secure_call_same_sas_and_exact_audio_both_ways(node, tmp_path):
     a_out, b_out = str(tmp_path / "a_out.wav"), str(tmp_path / "b_out.wav")
     write_wav(a_in, lead + sig_a)
     write_wav(b_in, lead + sig_b)
-    cap = _capture(str(tmp_path / "node.pcap"), node.udp[1]) if TSHARK else None
+    node_ports = udp_ports(node.pid)
+    assert node.udp[1] in node_ports
+    ports = {}
+    cap = _capture(str(tmp_path / "lo.pcap"))
     try:
         alice, bob = _call(node, ("--play", a_in, "--record", a_out), ("--play", b_in, "--record", b_out),
-                           duration=3)
+                           duration=3, ports=ports)
     finally:
-        if cap is not None:
-            _stop(cap)
+        _stop(cap)
     info = alice.describe() + "\n" + bob.describe()
     assert alice.rc == 0 and bob.rc == 0, info
     for ag in (alice, bob):
         names = [e["event"] for e in ag.events()]
         assert names[0] == "registered", info
         assert "insecure" not in names, info
+        # zrtp=mandatory: once answered, the user is told (once) that no media flows until ZRTP succeeds
+        assert names.count("waiting") == 1, info
+        assert names.index("answered") < names.index("waiting") < names.index("secure"), info
     assert "ringing" in [e["event"] for e in alice.events()]
     assert bob.first("incoming")["from"] == "sip:alice@localhost"
     sa, sb = alice.first("secure"), bob.first("secure")
@@ -78,15 +134,21 @@ def test_secure_call_same_sas_and_exact_audio_both_ways(node, tmp_path):
     j = find(got_a, sig_b[:32])
     assert j >= 0, "bob's signal not found in alice's recording"
     assert got_a[j:j + len(sig_b)] == sig_b
-    if cap is not None:
-        # the node only coordinates: every datagram to or from its port is SIP, none is RTP/ZRTP
-        p = subprocess.run([TSHARK, "-r", cap.path, "-T", "fields", "-e", "udp.payload"], capture_output=True,
-                           text=True, timeout=60)
-        payloads = [bytes.fromhex(x.strip()) for x in p.stdout.splitlines() if x.strip()]
-        assert len(payloads) >= 10
-        for d in payloads:
-            assert d.startswith((b"REGISTER ", b"INVITE ", b"ACK ", b"BYE ", b"SIP/2.0 ", b"\r\n")), d[:40]
-        assert any(d.startswith(b"INVITE ") for d in payloads)
+    # the node only coordinates: every datagram to or from any of its ports is SIP, none is RTP/SRTP/ZRTP;
+    # the media flows between the agents' own ports (other loopback traffic on the machine is ignored)
+    assert len(ports["alice"]) == len(ports["bob"]) == 2, ports     # one SIP and one media socket each
+    assert not (ports["alice"] | ports["bob"]) & node_ports, (ports, node_ports)
+    pkts = captured(cap.path)
+    at_node = [(s, d, p) for s, d, p in pkts if s in node_ports or d in node_ports]
+    assert len(at_node) >= 10, len(pkts)
+    for s, d, p in at_node:
+        assert not is_rtp(p) and not is_zrtp(p), (s, d, p[:40])
+        assert p.startswith(SIP_STARTS), (s, d, p[:40])
+    assert any(p.startswith(b"INVITE ") and d in node_ports for s, d, p in at_node)
+    for src, dst in (("alice", "bob"), ("bob", "alice")):
+        flow = [p for s, d, p in pkts if s in ports[src] and d in ports[dst]]
+        assert sum(1 for p in flow if is_zrtp(p)) >= 3, (src, dst, len(flow))    # Hello .. Confirm
+        assert sum(1 for p in flow if is_rtp(p)) > 100, (src, dst, len(flow))    # 3 s of SRTP
 
 
 def test_rtcp_reports_both_ways_with_round_trip_time(node):
@@ -109,17 +171,25 @@ def test_rtcp_reports_both_ways_with_round_trip_time(node):
     assert bob.first("ended")["rtcp"]["received"] >= alice.first("ended")["rtcp"]["sent"] - 1, info
 
 
-def _capture(path, port):
+def _capture(path, bpf="udp"):
+    """tshark writing every loopback datagram matching `bpf` to `path`, once it says it is capturing."""
     err = open(path + ".err", "w")
-    proc = subprocess.Popen([TSHARK, "-i", "lo", "-f", "udp port %d" % port, "-w", path, "-q"],
+    proc = subprocess.Popen([TSHARK, "-i", "lo", "-f", bpf, "-w", path, "-q"],
                             stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
     proc.path, proc.err = path, err
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and proc.poll() is None:
+    started = False
+    while time.monotonic() < deadline and proc.poll() is None and not started:
         with open(path + ".err") as f:
-            if "Capturing on" in f.read():
-                break
-        time.sleep(0.05)
+            started = "Capturing on" in f.read()
+        if not started:
+            time.sleep(0.05)
+    if not started:
+        proc.kill()
+        proc.wait(timeout=10)
+        err.close()
+        with open(path + ".err") as f:
+            raise AssertionError("tshark did not start capturing: " + f.read()[-2000:])
     return proc
 
 

@@ -1,10 +1,12 @@
 """`microwitch agent`: a command-line softphone. Registers to a node, places or answers one call, runs ZRTP with
 the peer, shows the SAS and whether the call is secure, plays a WAV file into the call and records what arrives.
 
-Human output by default; --json prints one JSON object per line (registered, incoming, ringing, answered, secure,
-insecure, cache_mismatch, cache_error, ended, error). `ended` carries the packet counts and an "rtcp" object (null
-if media never started): reports sent/received, dropped (dropped_auth: failed SRTCP checks), withheld, mux, rtt_ms
-and rtt_max_ms (null until a report answered one of our SRs), "in" (the stream we received: expected, lost,
+Human output by default; --json prints one JSON object per line (registered, incoming, ringing, answered, waiting,
+secure, insecure, cache_mismatch, cache_error, dtmf, ended, error). `waiting` (with reason) follows `answered` once
+under --zrtp mandatory: no media is sent until ZRTP succeeds (then `secure`, or `insecure` and a hang-up). `dtmf`
+(with digit) is a telephone-event (RFC 4733) the peer sent. `ended` carries the packet counts and an "rtcp" object
+(null if media never started): reports sent/received, dropped (dropped_auth: failed SRTCP checks), withheld, mux,
+rtt_ms and rtt_max_ms (null until a report answered one of our SRs), "in" (the stream we received: expected, lost,
 loss_pct, jitter_ms) and "out" (ours as the peer's latest report saw it: lost, fraction_pct, jitter_ms; null
 without a report). Exit code 0 after a call that ended normally (and was secure under --zrtp mandatory), 2 bad
 arguments, 3 registration failed, 4 the call failed or was not secure, 5 no call came in, 6 overall time limit.
@@ -24,6 +26,9 @@ from microwitch.zrtp.cachefile import FileBackend
 
 _FRAME_BYTES = 320                   # 20 ms of 8 kHz 16-bit PCM
 _MAX_RECORD_SAMPLES = 8000 * 3600
+_MAX_PLAY_S = 600                    # --play holds the whole file in memory: 10 min of 8 kHz 16-bit mono, 9.6 MB
+_MAX_PLAY_SAMPLES = 8000 * _MAX_PLAY_S
+_WAITING = "zrtp=mandatory: no media is sent until ZRTP succeeds"
 
 
 def register(sub):
@@ -81,11 +86,14 @@ def read_pcm(path):
     try:
         with open(path, "rb") as f:
             r = WavReader(f)
-            data = r.read(r.samples)
+            data = r.read(_MAX_PLAY_SAMPLES + 1)     # one sample more tells a file that is too long
     except OSError as e:
         raise ValueError("--play %s: cannot read (%s)" % (path, e.strerror or e))
     except WavError as e:
         raise ValueError("--play %s: %s" % (path, e.reason))
+    if len(data) > 2 * _MAX_PLAY_SAMPLES:
+        raise ValueError("--play %s: longer than the limit of %d s (%d samples at 8 kHz)"
+                         % (path, _MAX_PLAY_S, _MAX_PLAY_SAMPLES))
     return data
 
 
@@ -135,6 +143,8 @@ class _Human:
             w("ringing\n")
         elif e == "answered":
             w("answered (%s); media starting\n" % ev.get("codec"))
+        elif e == "waiting":
+            w("WAITING for ZRTP: %s\n" % ev["reason"])
         elif e == "secure":
             w("SECURE  SAS: %s   (%s/%s, %s, %s, cache %s)\n" % (ev["sas"], ev["cipher"], ev["auth"], ev["ka"],
                                                               ev["hash"], ev["cache"]))
@@ -185,6 +195,28 @@ def _json(ev):
     sys.stdout.flush()
 
 
+class _Waiting:
+    """Passes reports on; under zrtp=mandatory adds one `waiting` right after `answered` (media is withheld until
+    ZRTP succeeds, and the user should know why nothing is heard). A `waiting` the endpoint sends itself is
+    passed on only if none was sent yet."""
+
+    def __init__(self, report, policy):
+        self.report = report
+        self.policy = policy
+        self.sent = False
+
+    def __call__(self, ev):
+        e = ev.get("event")
+        if e == "waiting":
+            if self.sent:
+                return
+            self.sent = True
+        self.report(ev)
+        if e == "answered" and self.policy == "mandatory" and not self.sent:
+            self.sent = True
+            self.report({"event": "waiting", "reason": _WAITING})
+
+
 def run(args):
     try:
         proxy = _hostport(args.proxy, 5060, "--proxy")
@@ -203,6 +235,11 @@ def run(args):
             player = _Player(read_pcm(args.play))
         except ValueError as e:
             return _fail(str(e))
+    cache = None
+    if args.cache:
+        cache, err = open_cache(args.cache)
+        if err:
+            return _fail(err)
     recorder = None
     if args.record:
         try:
@@ -233,16 +270,10 @@ def run(args):
         return _fail("--listen %s:%d: cannot bind (%s)" % (listen[0], listen[1], e.strerror or e))
     sip_local = sockaddr(sip_sock.getsockname())
     media_local = sockaddr(media_sock.getsockname())
-    cache = None
-    if args.cache:
-        cache = ZidCache(FileBackend(args.cache), rand=os.urandom)
-        err = _identity(args.cache + ".id", cache)
-        if err:
-            return _fail(err)
     opts = {"user": args.user, "password": args.password, "proxy": ("udp", pai[4][0], pai[4][1]),
             "sip_local": sip_local, "media_local": media_local, "call": args.call, "answer": args.answer,
             "duration_ms": int(args.duration * 1000) if args.duration else None, "zrtp": args.zrtp}
-    report = _json if args.json else _Human(sys.stdout)
+    report = _Waiting(_json if args.json else _Human(sys.stdout), args.zrtp)
     ep = Endpoint(opts, os.urandom, cache, 0, player, recorder)
     loop = AgentLoop(ep, sip_sock, media_sock, report,
                      log=lambda m: print("microwitch agent: " + m, file=sys.stderr, flush=True))
@@ -260,26 +291,58 @@ def run(args):
     return code
 
 
-def _identity(path, cache):
+def open_cache(path):
+    """(ZidCache, None) for --cache FILE, or (None, one line naming the file and what is wrong). The cache is
+    loaded, our ZID settled (FILE.id) and FILE opened for appending here, so that a missing directory, a
+    directory given as FILE or a file we cannot write is a bad argument now; a write that fails later, mid-call,
+    is the endpoint's cache_error event."""
+    if os.path.isdir(path):
+        return None, "--cache %s: is a directory; give a file name inside it (e.g. %s)" % (
+            path, os.path.join(path, "agent.zid"))
+    try:
+        cache = ZidCache(FileBackend(path), rand=os.urandom)
+    except OSError as e:
+        where = ": " + e.filename if e.strerror and e.filename and e.filename != path else ""
+        return None, "--cache %s: cannot open the ZID cache (%s%s)" % (path, e.strerror or e, where)
+    err = _identity(path + ".id", cache, path)
+    if err:
+        return None, err
+    try:
+        open(path, "ab").close()
+    except OSError as e:
+        return None, "--cache %s: cannot write the ZID cache (%s)" % (path, e.strerror or e)
+    return cache, None
+
+
+def _identity(path, cache, cache_file):
     """Our ZID lives in FILE.id beside the cache FILE. Losing the cache (the retained secrets) must not
     silently make the device a stranger with a new ZID: the peer then sees the same ZID without the shared
     secret and reports a cache mismatch (RFC 6189 §4.6.1.1), which is what a user has to be told."""
     try:
         with open(path) as f:
             text = f.read().strip()
-    except OSError:
+    except FileNotFoundError:
         text = None
-    if text is not None:
-        try:
-            zid = bytes.fromhex(text)
-            cache.set_zid(zid)
-        except ValueError:
-            return "--cache: %s is not a ZID (24 hex digits); remove it to start a new identity" % path
-        return None
+    except (OSError, UnicodeError) as e:
+        return "--cache: cannot read our ZID from %s (%s)" % (path, getattr(e, "strerror", None) or e)
+    try:
+        if text is not None:
+            try:
+                zid = bytes.fromhex(text)
+                cache.set_zid(zid)
+            except ValueError:
+                return "--cache: %s is not a ZID (24 hex digits); remove it to start a new identity" % path
+            return None
+        zid = cache.zid()
+    except OSError as e:
+        return "--cache %s: cannot write the ZID cache (%s)" % (cache_file, e.strerror or e)
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(cache.zid().hex() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(zid.hex() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        return "--cache: cannot write our ZID to %s (%s)" % (path, e.strerror or e)
     return None
