@@ -116,3 +116,13 @@ def test_cache_that_cannot_be_written_mid_call_is_the_cache_error_event(node, tm
     assert bob.first("ended")["secure"] and bob.rc == 0 and alice.rc == 0, info
     assert "Traceback" not in bob.stderr, info
     shutil.rmtree(cb)
+
+
+def test_overall_time_limit_exits_6():
+    """--timeout is the run's limit: when it ends the run (here a registration nobody answers), the exit code
+    is the documented 6, not Ctrl-C's 130."""
+    import nodeproc
+    a = Agent("sip:alice@localhost", "pw", ("127.0.0.1", nodeproc.free_port()), "--answer", timeout=1)
+    a.wait()
+    assert a.rc == 6, a.describe()
+    assert {"event": "error", "reason": "overall time limit reached"} in a.events(), a.describe()

@@ -136,22 +136,3 @@ def test_cache_mismatch_is_shown_loudly(node, tmp_path):
     assert bob.lines[i + 1].startswith("*** the peer's ZID cache does not match ours"), info
     assert "man-in-the-middle" in bob.lines[i + 1] and bob.lines[i + 1].endswith("SAS is %s ***" % sas), info
     assert alice.match(SECURE).group(1) == sas, info
-
-
-def test_waiting_is_reported_once_and_only_under_mandatory():
-    from mwcli.agent import _Waiting
-    got = []
-    w = _Waiting(got.append, "mandatory")
-    for ev in ({"event": "answered"}, {"event": "waiting", "reason": "from the endpoint"}, {"event": "secure"}):
-        w(ev)
-    assert [e["event"] for e in got] == ["answered", "waiting", "secure"]
-    assert "no media is sent until ZRTP succeeds" in got[1]["reason"]
-    got.clear()
-    w = _Waiting(got.append, "mandatory")           # an endpoint that reports it first: passed on, not doubled
-    for ev in ({"event": "waiting", "reason": "from the endpoint"}, {"event": "answered"}):
-        w(ev)
-    assert got == [{"event": "waiting", "reason": "from the endpoint"}, {"event": "answered"}]
-    for policy in ("optional", "off"):
-        got.clear()
-        _Waiting(got.append, policy)({"event": "answered"})
-        assert got == [{"event": "answered"}]

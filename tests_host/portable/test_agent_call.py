@@ -112,7 +112,8 @@ def test_two_endpoints_call_through_the_node_core():
     reports, exits, stats = _run(node, {"alice": alice, "bob": bob}, {"bob": 0, "alice": 200}, 8000)
     ra, rb = reports["alice"], reports["bob"]
     names = [r["event"] for r in ra]
-    assert names[:3] == ["registered", "ringing", "answered"], ra
+    assert names[:4] == ["registered", "ringing", "answered", "waiting"], ra  # mandatory: says why it is quiet
+    assert names.count("waiting") == 1 and names.index("waiting") < names.index("secure")
     sa, sb = _first(ra, "secure"), _first(rb, "secure")
     assert sa is not None and sb is not None, (ra, rb)
     assert sa["sas"] == sb["sas"] and sa["cache"] == "new"

@@ -195,28 +195,6 @@ def _json(ev):
     sys.stdout.flush()
 
 
-class _Waiting:
-    """Passes reports on; under zrtp=mandatory adds one `waiting` right after `answered` (media is withheld until
-    ZRTP succeeds, and the user should know why nothing is heard). A `waiting` the endpoint sends itself is
-    passed on only if none was sent yet."""
-
-    def __init__(self, report, policy):
-        self.report = report
-        self.policy = policy
-        self.sent = False
-
-    def __call__(self, ev):
-        e = ev.get("event")
-        if e == "waiting":
-            if self.sent:
-                return
-            self.sent = True
-        self.report(ev)
-        if e == "answered" and self.policy == "mandatory" and not self.sent:
-            self.sent = True
-            self.report({"event": "waiting", "reason": _WAITING})
-
-
 def run(args):
     try:
         proxy = _hostport(args.proxy, 5060, "--proxy")
@@ -273,7 +251,7 @@ def run(args):
     opts = {"user": args.user, "password": args.password, "proxy": ("udp", pai[4][0], pai[4][1]),
             "sip_local": sip_local, "media_local": media_local, "call": args.call, "answer": args.answer,
             "duration_ms": int(args.duration * 1000) if args.duration else None, "zrtp": args.zrtp}
-    report = _Waiting(_json if args.json else _Human(sys.stdout), args.zrtp)
+    report = _json if args.json else _Human(sys.stdout)
     ep = Endpoint(opts, os.urandom, cache, 0, player, recorder)
     loop = AgentLoop(ep, sip_sock, media_sock, report,
                      log=lambda m: print("microwitch agent: " + m, file=sys.stderr, flush=True))

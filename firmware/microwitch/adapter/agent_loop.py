@@ -113,13 +113,13 @@ class AgentLoop:
         self.sip.setblocking(False)
         self.media.setblocking(False)
         self._do(self.ep.start(self.now()))
-        interrupted = False
+        interrupted = timed_out = False
         while self._stop_code is None:
             now = self.now()
             if now >= max_ms:
                 if interrupted:
                     return 6
-                interrupted = True
+                interrupted = timed_out = True
                 max_ms = now + 3000          # give the hangup a few seconds, then leave anyway
                 self.report({"event": "error", "reason": "overall time limit reached"})
                 self.stop()
@@ -144,7 +144,7 @@ class AgentLoop:
                     self._drain(self.sip, False)
                 else:
                     self._drain(self.media, True)
-        return self._stop_code
+        return 6 if timed_out else self._stop_code  # the limit ended it, however the hangup went
 
 
 # -- the agent as a device role (board/esp32/main.py: /device.json "role": "agent") ----------------------------

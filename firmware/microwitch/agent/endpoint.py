@@ -8,7 +8,7 @@ opts: user, password, proxy (proto, host, port), sip_local (host, port), media_l
 None), answer (bool), duration_ms, zrtp ("mandatory" | "optional" | "off"), register_timeout_ms,
 call_timeout_ms. Actions: ("sip", bytes, (proto, host, port)), ("media", bytes, (host, port)),
 ("report", dict) and finally ("exit", code). Report events: registered, incoming, ringing, answered,
-secure, insecure, cache_mismatch, cache_error, media (a re-INVITE changed direction, address or codec),
+waiting (zrtp=mandatory: no media until ZRTP succeeds), secure, insecure, cache_mismatch, cache_error, media (a re-INVITE changed direction, address or codec),
 reoffer_refused (a re-INVITE we answered 488: the call goes on as before), ended, error.
 """
 from microwitch.compat import const
@@ -195,7 +195,10 @@ class Endpoint:
         d = self.o.get("duration_ms")
         self.hangup_at = now + d if d else None
         self.deadline = None
-        return self._media_acts(self.media.start(remote, now), now)
+        out = []
+        if self.policy == "mandatory":  # the user should know why nothing is heard yet
+            out.append(self._report("waiting", reason="zrtp=mandatory: no media is sent until ZRTP succeeds"))
+        return out + self._media_acts(self.media.start(remote, now), now)
 
     def _on_reoffer(self, call, now):
         """A re-INVITE's offer, answered like the first one (sdp.answer, RFC 3264 §8): hold (sendonly ->
