@@ -4,17 +4,13 @@ sample), the ZID cache reports `match` on the next call and `mismatch` when one 
 of all loopback UDP during the call proves the node never sees media: every datagram to or from one of the
 node's ports is SIP, and the RTP/SRTP/ZRTP flows only between the agents' own ports."""
 import os
-import shutil
-import signal
-import subprocess
-import time
 
 import pytest
 
 from nodeproc import Node
 from agentproc import Agent, exact_signal, write_wav, read_wav, find
+from capture import Capture, SIP_STARTS, is_rtp, is_zrtp, udp_ports
 
-TSHARK = shutil.which("tshark") or "tshark"   # ./build.sh installs it: no skip, a missing tshark fails
 USERS = [("alice", "pw-alice", "localhost"), ("bob", "pw-bob", "localhost")]
 
 
@@ -45,51 +41,6 @@ def _call(node, caller_extra=(), callee_extra=(), duration=1.5, ports=None):
     return alice, bob
 
 
-def udp_ports(pid):
-    """Every local UDP port the process `pid` has a socket on (Linux /proc: its socket inodes, looked up in
-    /proc/net/udp and udp6)."""
-    inodes = set()
-    fd_dir = "/proc/%d/fd" % pid
-    for fd in os.listdir(fd_dir):
-        try:
-            link = os.readlink(os.path.join(fd_dir, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    ports = set()
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        with open(table) as f:
-            for line in f.readlines()[1:]:
-                cols = line.split()
-                if len(cols) > 9 and cols[9] in inodes:
-                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
-SIP_STARTS = (b"REGISTER ", b"INVITE ", b"ACK ", b"BYE ", b"CANCEL ", b"OPTIONS ", b"SIP/2.0 ", b"\r\n")
-
-
-def is_zrtp(d):
-    return len(d) >= 12 and d[0] == 0x10 and d[4:8] == b"ZRTP"       # RFC 6189 5: the magic cookie
-
-
-def is_rtp(d):
-    return len(d) >= 8 and d[0] >> 6 == 2      # RTP, SRTP, RTCP, SRTCP: version 2 (SIP starts with text)
-
-
-def captured(path):
-    """(source port, destination port, payload) of every UDP datagram in the capture."""
-    p = subprocess.run([TSHARK, "-r", path, "-T", "fields", "-e", "udp.srcport", "-e", "udp.dstport",
-                        "-e", "udp.payload"], capture_output=True, text=True, timeout=120)
-    out = []
-    for line in p.stdout.splitlines():
-        cols = line.strip().split("\t")
-        if len(cols) == 3 and cols[0] and cols[1]:
-            out.append((int(cols[0]), int(cols[1]), bytes.fromhex(cols[2])))
-    return out
-
-
 def test_secure_call_same_sas_and_exact_audio_both_ways(node, tmp_path):
     lead = [0] * 4000                      # 0.5 s of silence: the first frames may race the last ZRTP message
     sig_a = exact_signal(12000, 1)
@@ -101,12 +52,12 @@ def test_secure_call_same_sas_and_exact_audio_both_ways(node, tmp_path):
     node_ports = udp_ports(node.pid)
     assert node.udp[1] in node_ports
     ports = {}
-    cap = _capture(str(tmp_path / "lo.pcap"))
+    cap = Capture(str(tmp_path / "lo.pcap")).start()
     try:
         alice, bob = _call(node, ("--play", a_in, "--record", a_out), ("--play", b_in, "--record", b_out),
                            duration=3, ports=ports)
     finally:
-        _stop(cap)
+        cap.stop()
     info = alice.describe() + "\n" + bob.describe()
     assert alice.rc == 0 and bob.rc == 0, info
     for ag in (alice, bob):
@@ -138,7 +89,7 @@ def test_secure_call_same_sas_and_exact_audio_both_ways(node, tmp_path):
     # the media flows between the agents' own ports (other loopback traffic on the machine is ignored)
     assert len(ports["alice"]) == len(ports["bob"]) == 2, ports     # one SIP and one media socket each
     assert not (ports["alice"] | ports["bob"]) & node_ports, (ports, node_ports)
-    pkts = captured(cap.path)
+    pkts = cap.packets()
     at_node = [(s, d, p) for s, d, p in pkts if s in node_ports or d in node_ports]
     assert len(at_node) >= 10, len(pkts)
     for s, d, p in at_node:
@@ -169,39 +120,6 @@ def test_rtcp_reports_both_ways_with_round_trip_time(node):
         assert r["out"] is not None and r["out"]["lost"] <= 2 and r["out"]["jitter_ms"] < 40, info
     # the caller's BYE compound reaches the callee before the SIP BYE does: it has one report more
     assert bob.first("ended")["rtcp"]["received"] >= alice.first("ended")["rtcp"]["sent"] - 1, info
-
-
-def _capture(path, bpf="udp"):
-    """tshark writing every loopback datagram matching `bpf` to `path`, once it says it is capturing."""
-    err = open(path + ".err", "w")
-    proc = subprocess.Popen([TSHARK, "-i", "lo", "-f", bpf, "-w", path, "-q"],
-                            stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
-    proc.path, proc.err = path, err
-    deadline = time.monotonic() + 15
-    started = False
-    while time.monotonic() < deadline and proc.poll() is None and not started:
-        with open(path + ".err") as f:
-            started = "Capturing on" in f.read()
-        if not started:
-            time.sleep(0.05)
-    if not started:
-        proc.kill()
-        proc.wait(timeout=10)
-        err.close()
-        with open(path + ".err") as f:
-            raise AssertionError("tshark did not start capturing: " + f.read()[-2000:])
-    return proc
-
-
-def _stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    proc.err.close()
 
 
 def test_cache_new_then_match_then_mismatch(node, tmp_path):

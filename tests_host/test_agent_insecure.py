@@ -5,7 +5,6 @@ media port + 1, where RTCP goes without rtcp-mux, and whatever leaves any port t
 ZRTP only), refuses the peer's clear RTP, tells the user it waits for ZRTP and then why it hangs up."""
 import os
 import shutil
-import signal
 import subprocess
 import time
 
@@ -13,10 +12,9 @@ import pytest
 
 from nodeproc import free_port, free_port_run, REPO
 from agentproc import Agent, read_wav
-from test_agent_e2e import udp_ports, captured, is_rtp, is_zrtp, SIP_STARTS
+from capture import Capture, SIP_STARTS, is_rtp, is_zrtp, udp_ports
 
 SCENARIO = os.path.join(REPO, "tests_host", "sipp", "agent", "uas_plain_rtp.xml")
-TSHARK = shutil.which("tshark") or "tshark"
 
 pytestmark = pytest.mark.skipif(not shutil.which("sipp"), reason="needs sipp")
 
@@ -28,20 +26,7 @@ class _Peer:
         self.tmp = str(tmp)
         self.sip_port = free_port("udp")
         self.media_port = free_port_run(4)  # sipp binds audio and video RTP/RTCP from here
-        self.pcap = os.path.join(self.tmp, "peer.pcap")
-        self.cap_err = open(os.path.join(self.tmp, "tshark.err"), "w")
-        self.cap = subprocess.Popen([TSHARK, "-i", "lo", "-f", "udp", "-w", self.pcap,
-                                     "-q"], stdout=subprocess.DEVNULL, stderr=self.cap_err, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        started = False
-        while time.monotonic() < deadline and self.cap.poll() is None and not started:
-            with open(self.cap_err.name) as f:
-                started = "Capturing on" in f.read()
-            if not started:
-                time.sleep(0.05)
-        if not started:
-            self.cap.kill()
-            raise AssertionError("tshark did not start capturing")
+        self.cap = Capture(os.path.join(self.tmp, "peer.pcap")).start()
         self.sipp = subprocess.Popen(["sipp", "-sf", SCENARIO, "-i", "127.0.0.1", "-p", str(self.sip_port),
                                       "-mi", "127.0.0.1", "-mp", str(self.media_port), "-m", "3", "-nostdin",
                                       "-timeout", "25s"], cwd=self.tmp, stdout=subprocess.DEVNULL,
@@ -49,19 +34,18 @@ class _Peer:
         time.sleep(0.3)          # sipp binds its socket; a REGISTER sent earlier is retransmitted anyway
 
     def stop(self):
-        for p, sig in ((self.sipp, signal.SIGTERM), (self.cap, signal.SIGINT)):
-            if p.poll() is None:
-                p.send_signal(sig)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(timeout=10)
-        self.cap_err.close()
+        if self.sipp.poll() is None:
+            self.sipp.terminate()
+            try:
+                self.sipp.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.sipp.kill()
+                self.sipp.wait(timeout=10)
+        self.cap.stop()
 
     def packets(self):
         """(source port, destination port, payload) of every UDP datagram captured on loopback."""
-        return captured(self.pcap)
+        return self.cap.packets()
 
 
 def _run(tmp, policy, *extra):

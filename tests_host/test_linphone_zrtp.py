@@ -8,70 +8,19 @@ Every wait is bounded; processes are stopped in finally blocks.
 """
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 import nodeproc
 import linphone
+from capture import Capture, TSHARK
 
-TSHARK = "/usr/bin/tshark"
 ENCRYPTED = r"Call (\d+) is (fully|not fully) encrypted(?: and auth token is (\w+))?"
 MEDIA_S = 1.5           # the call stays up this long after ZRTP finished, so SRTP flows both ways
 
 pytestmark = pytest.mark.skipif(not (linphone.available() and os.path.exists(TSHARK)),
                                 reason="needs linphonec (linphone-cli) and tshark")
-
-
-class Capture:
-    """tshark on lo with a BPF filter, written to a pcap; counts with display filters afterwards."""
-
-    def __init__(self, path, bpf):
-        self.path = path
-        self.bpf = bpf
-        self.proc = None
-        self._err = None
-
-    def start(self, timeout=15.0):
-        self.err_path = self.path + ".err"
-        self._err = open(self.err_path, "w")
-        self.proc = subprocess.Popen([TSHARK, "-i", "lo", "-f", self.bpf, "-w", self.path, "-q"],
-                                     stdout=subprocess.DEVNULL, stderr=self._err, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(self.err_path) as f:
-                if "Capturing on" in f.read():
-                    return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        with open(self.err_path) as f:
-            raise RuntimeError("tshark did not start: " + f.read()[-2000:])
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self._err is not None:
-            self._err.close()
-            self._err = None
-
-    def count(self, display_filter, decode_as=()):
-        cmd = [TSHARK, "-r", self.path, "-Y", display_filter, "-T", "fields", "-e", "frame.number"]
-        for d in decode_as:
-            cmd += ["-d", d]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        if p.returncode != 0:
-            raise RuntimeError("tshark -r failed: " + p.stderr[-2000:])
-        return len([l for l in p.stdout.splitlines() if l.strip()])
 
 
 @pytest.fixture
