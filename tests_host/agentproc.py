@@ -12,8 +12,23 @@ import threading
 import time
 import wave
 
+import pytest
+
+from nodeproc import Node
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROWITCH = os.path.join(REPO, "tools", "microwitch")
+USERS = [("alice", "pw-alice", "localhost"), ("bob", "pw-bob", "localhost")]
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    """A node on loopback (UDP) serving localhost with alice and bob, shared by a test module's agent calls
+    (import it into the module: `from agentproc import node`)."""
+    n = Node(str(tmp_path_factory.mktemp("node")), users=USERS, transports=("udp",))
+    n.start()
+    yield n
+    n.stop()
 
 
 class Agent:

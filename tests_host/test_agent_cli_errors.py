@@ -7,8 +7,7 @@ import struct
 
 import pytest
 
-from nodeproc import Node
-from agentproc import Agent
+from agentproc import Agent, node  # noqa: F401 (node: the module's fixture)
 from mwcli import agent as cli
 
 NOWHERE = ("127.0.0.1", 9)      # never reached: these errors come before any packet
@@ -80,17 +79,6 @@ def test_play_file_whose_header_claims_too_much_is_read_up_to_its_end(tmp_path):
     path = str(tmp_path / "streamed.wav")
     _wav(path, 8000, header_samples=0x7FFFFFFF)
     assert len(cli.read_pcm(path)) == 16000
-
-
-USERS = [("alice", "pw-alice", "localhost"), ("bob", "pw-bob", "localhost")]
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    n = Node(str(tmp_path_factory.mktemp("node")), users=USERS, transports=("udp",))
-    n.start()
-    yield n
-    n.stop()
 
 
 def test_cache_that_cannot_be_written_mid_call_is_the_cache_error_event(node, tmp_path):

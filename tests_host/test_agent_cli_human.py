@@ -8,23 +8,12 @@ import sys
 import threading
 import time
 
-import pytest
 
-from nodeproc import Node
-from agentproc import MICROWITCH, REPO
+from agentproc import MICROWITCH, REPO, node  # noqa: F401 (node: the module's fixture)
 
-USERS = [("alice", "pw-alice", "localhost"), ("bob", "pw-bob", "localhost")]
 SECURE = re.compile(r"^SECURE  SAS: (\S{4})   \((\S+)/(\S+), (\S+), (\S+), cache (\w+)\)$")
 ENDED = re.compile(r"^call ended: (.+) \((was secure|was NOT secure); RTP sent (\d+), received (\d+); "
                    r"SRTP sent (\d+), received (\d+)\)$")
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    n = Node(str(tmp_path_factory.mktemp("node")), users=USERS, transports=("udp",))
-    n.start()
-    yield n
-    n.stop()
 
 
 class Human:

@@ -7,21 +7,10 @@ import socket
 import threading
 import time
 
-import pytest
 
-from nodeproc import Node
-from agentproc import Agent
+from agentproc import Agent, node  # noqa: F401 (node: the module's fixture)
 
-USERS = [("alice", "pw-alice", "localhost"), ("bob", "pw-bob", "localhost")]
 MARK = b"a=zrtp-hash:1.10 "
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    n = Node(str(tmp_path_factory.mktemp("node")), users=USERS, transports=("udp",))
-    n.start()
-    yield n
-    n.stop()
 
 
 def _headers(data, old, new):

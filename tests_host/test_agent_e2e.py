@@ -5,21 +5,9 @@ of all loopback UDP during the call proves the node never sees media: every data
 node's ports is SIP, and the RTP/SRTP/ZRTP flows only between the agents' own ports."""
 import os
 
-import pytest
 
-from nodeproc import Node
-from agentproc import Agent, exact_signal, write_wav, read_wav, find
+from agentproc import Agent, exact_signal, write_wav, read_wav, find, node  # noqa: F401 (node: the module's fixture)
 from capture import Capture, SIP_STARTS, is_rtp, is_zrtp, udp_ports
-
-USERS = [("alice", "pw-alice", "localhost"), ("bob", "pw-bob", "localhost")]
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    n = Node(str(tmp_path_factory.mktemp("node")), users=USERS, transports=("udp",))
-    n.start()
-    yield n
-    n.stop()
 
 
 def _call(node, caller_extra=(), callee_extra=(), duration=1.5, ports=None):
