@@ -349,21 +349,9 @@ class UserAgent:
             return self._other_fork(call, msg, tag, now)
         if call.state == TERMINATED:
             return out
-        call.remote_tag = _tag_of(msg.get("To"))
-        call.route_set = list(reversed(msg.get_all("Record-Route")))
-        ct = msg.get("Contact")
-        if ct is not None:
-            try:
-                call.remote_target = parse_name_addr(ct).uri
-            except ParseError:
-                pass
         call.remote_sdp = msg.body
-        ack = self._in_dialog_request(call, "ACK", cseq=parse_cseq(msg.get("CSeq"))[0])
-        for name in ("Authorization", "Proxy-Authorization"):
-            for v in call.invite.get_all(name):
-                ack.add(name, v)
-        call.ack = ack
-        out.append(("send", ack.to_bytes(), self._dialog_dest(call)))
+        call.ack = self._confirm(call, call, msg)
+        out.append(("send", call.ack.to_bytes(), self._dialog_dest(call)))
         if call.cancel_pending or call.cancelled:
             # the callee answered while we were cancelling: confirm and end (§9.1)
             call.state = CONFIRMED
@@ -371,6 +359,23 @@ class UserAgent:
         call.state = CONFIRMED
         out.append(("answered", call))
         return out
+
+    def _confirm(self, d, call, msg):
+        """Dialog `d` takes its state from `call`'s INVITE's 2xx `msg` (§12.1.2: remote tag, route set, target);
+        returns the ACK for that 2xx, with the INVITE's credentials (§17.1.1.3)."""
+        d.remote_tag = _tag_of(msg.get("To"))
+        d.route_set = list(reversed(msg.get_all("Record-Route")))
+        ct = msg.get("Contact")
+        if ct is not None:
+            try:
+                d.remote_target = parse_name_addr(ct).uri
+            except ParseError:
+                pass
+        ack = self._in_dialog_request(d, "ACK", cseq=parse_cseq(msg.get("CSeq"))[0])
+        for name in ("Authorization", "Proxy-Authorization"):
+            for v in call.invite.get_all(name):
+                ack.add(name, v)
+        return ack
 
     def _other_fork(self, call, msg, tag, now):
         """A 2xx from another fork (§13.2.2.4): ACK it, then BYE that dialog so its callee stops ringing
@@ -382,21 +387,9 @@ class UserAgent:
         d.local_tag = call.local_tag
         d.local_uri = call.local_uri
         d.remote_uri = call.remote_uri
-        d.remote_tag = tag
         d.remote_target = call.invite.uri
-        d.route_set = list(reversed(msg.get_all("Record-Route")))
-        ct = msg.get("Contact")
-        if ct is not None:
-            try:
-                d.remote_target = parse_name_addr(ct).uri
-            except ParseError:
-                pass
-        n = parse_cseq(msg.get("CSeq"))[0]
-        d.local_cseq = n
-        ack = self._in_dialog_request(d, "ACK", cseq=n)
-        for name in ("Authorization", "Proxy-Authorization"):
-            for v in call.invite.get_all(name):
-                ack.add(name, v)
+        d.local_cseq = parse_cseq(msg.get("CSeq"))[0]
+        ack = self._confirm(d, call, msg)
         dest = self._dialog_dest(d)
         if len(call.forks) < _MAX_FORKS:
             call.forks[tag] = (ack, dest)
