@@ -609,14 +609,19 @@ def test_esp32_boot_opens_setup_access_point(monkeypatch, tmp_path, capsys, devi
     assert _WLAN.instances[1].cfg["password"] == ap.cfg["password"]  # the same password after a reboot
 
 
-def test_esp32_main_starts_node_and_prints_free_heap(monkeypatch, tmp_path, capsys):
-    _esp32_env(monkeypatch, tmp_path, None)
+def _joined_board(monkeypatch, tmp_path, device_json, free_heap):
+    """The ESP32 stubs of _esp32_env with the Wi-Fi joined and gc.mem_free() reporting `free_heap`."""
+    _esp32_env(monkeypatch, tmp_path, device_json)
     sta = sys.modules["network"].WLAN(0)
     sta._active = sta._connected = True
     fake_gc = types.ModuleType("gc")
     fake_gc.collect = lambda: None
-    fake_gc.mem_free = lambda: 87654
+    fake_gc.mem_free = lambda: free_heap
     monkeypatch.setitem(sys.modules, "gc", fake_gc)
+
+
+def test_esp32_main_starts_node_and_prints_free_heap(monkeypatch, tmp_path, capsys):
+    _joined_board(monkeypatch, tmp_path, None, 87654)
     from microwitch.adapter import device
     started = {}
 
@@ -646,13 +651,7 @@ def test_esp32_main_starts_node_and_prints_free_heap(monkeypatch, tmp_path, caps
 def _esp32_main(monkeypatch, tmp_path, device_json):
     """Run board/esp32/main.py on CPython with stub network/gc, /device.json in tmp_path; agent_loop.run_agent
     and device.run are replaced by recorders. Returns (what run_agent got or None, node started?, output)."""
-    _esp32_env(monkeypatch, tmp_path, device_json)
-    sta = sys.modules["network"].WLAN(0)
-    sta._active = sta._connected = True
-    fake_gc = types.ModuleType("gc")
-    fake_gc.collect = lambda: None
-    fake_gc.mem_free = lambda: 54321
-    monkeypatch.setitem(sys.modules, "gc", fake_gc)
+    _joined_board(monkeypatch, tmp_path, device_json, 54321)
     from microwitch.adapter import device, agent_loop
     got = {}
     monkeypatch.setattr(device, "run", lambda *a, **k: got.setdefault("node", True))
