@@ -18,6 +18,8 @@ from nodeproc import Node
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROWITCH = os.path.join(REPO, "tools", "microwitch")
+# Agent start to its "registered" event: ~0.3 s on an idle machine; a bounded wait, generous for a loaded CI host.
+START_S = 30.0
 USERS = [("alice", "pw-alice", "localhost"), ("bob", "pw-bob", "localhost")]
 
 

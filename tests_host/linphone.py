@@ -91,6 +91,11 @@ def available():
     return subprocess.run(["sh", "-c", "command -v linphonec"], capture_output=True).returncode == 0
 
 
+# Bounded waits that return as soon as the line comes. Start to registration takes under 1 s on an idle machine;
+# a loaded CI host once took 10 s (7 s before linphonec wrote its first log line), so the budgets are generous.
+START_S = 60.0
+CALL_S = 60.0  # dial to "fully encrypted"
+
 RUNNING = set()  # started and not stopped: conftest stops what a failed test left behind
 
 
@@ -183,7 +188,7 @@ class Linphone:
     def wait_log(self, pattern, timeout=10.0):
         return self._wait(self.log, pattern, timeout)
 
-    def wait_registered(self, timeout=10.0):
+    def wait_registered(self, timeout=START_S):
         return self.wait_log(r"to \[LinphoneRegistrationOk\]", timeout) is not None
 
     def stop(self, timeout=5.0):

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from agentproc import Agent, node  # noqa: F401 (node: the module's fixture)
+from agentproc import START_S, Agent, node  # noqa: F401 (node: the module's fixture)
 from mwcli import agent as cli
 
 NOWHERE = ("127.0.0.1", 9)      # never reached: these errors come before any packet
@@ -85,7 +85,7 @@ def test_cache_that_cannot_be_written_mid_call_is_the_cache_error_event(node, tm
     cb = str(tmp_path / "bob.zid")
     bob = Agent("sip:bob@localhost", "pw-bob", node.udp, "--answer", "--cache", cb, timeout=30)
     try:
-        assert bob.wait_event("registered", 10) is not None, bob.describe()
+        assert bob.wait_event("registered", START_S) is not None, bob.describe()
         # the cache was loaded and our ZID written at start; now the file turns into a directory, so the
         # retained secret of this call cannot be appended when ZRTP goes secure
         os.remove(cb)

@@ -8,7 +8,7 @@ import threading
 import time
 
 
-from agentproc import Agent, node  # noqa: F401 (node: the module's fixture)
+from agentproc import START_S, Agent, node  # noqa: F401 (node: the module's fixture)
 
 MARK = b"a=zrtp-hash:1.10 "
 
@@ -79,7 +79,7 @@ def _call(node, tamper):
     relay = Relay(node.udp, tamper)
     bob = Agent("sip:bob@localhost", "pw-bob", node.udp, "--answer", timeout=30)
     try:
-        assert bob.wait_event("registered", 10) is not None, bob.describe()
+        assert bob.wait_event("registered", START_S) is not None, bob.describe()
         alice = Agent("sip:alice@localhost", "pw-alice", relay.addr, "--call", "sip:bob@localhost",
                       "--duration", 2, timeout=30)
         alice.wait()

@@ -6,7 +6,7 @@ node's ports is SIP, and the RTP/SRTP/ZRTP flows only between the agents' own po
 import os
 
 
-from agentproc import Agent, exact_signal, write_wav, read_wav, find, node  # noqa: F401 (node: the module's fixture)
+from agentproc import START_S, Agent, exact_signal, write_wav, read_wav, find, node  # noqa: F401 (node: the module's fixture)
 from capture import Capture, SIP_STARTS, is_rtp, is_zrtp, udp_ports
 
 
@@ -14,13 +14,13 @@ def _call(node, caller_extra=(), callee_extra=(), duration=1.5, ports=None):
     """One call alice -> bob; with a dict `ports`, fills in the UDP ports each agent process has open."""
     bob = Agent("sip:bob@localhost", "pw-bob", node.udp, "--answer", *callee_extra, timeout=30)
     try:
-        assert bob.wait_event("registered", 10) is not None, bob.describe()
+        assert bob.wait_event("registered", START_S) is not None, bob.describe()
         if ports is not None:
             ports["bob"] = udp_ports(bob.proc.pid)
         alice = Agent("sip:alice@localhost", "pw-alice", node.udp, "--call", "sip:bob@localhost",
                       "--duration", duration, *caller_extra, timeout=30)
         if ports is not None:
-            assert alice.wait_event("registered", 10) is not None, alice.describe()
+            assert alice.wait_event("registered", START_S) is not None, alice.describe()
             ports["alice"] = udp_ports(alice.proc.pid)
         alice.wait()
         bob.wait()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from nodeproc import free_port, free_port_run, REPO
-from agentproc import Agent, read_wav
+from agentproc import START_S, Agent, read_wav
 from capture import Capture, SIP_STARTS, is_rtp, is_zrtp, udp_ports
 
 SCENARIO = os.path.join(REPO, "tests_host", "sipp", "agent", "uas_plain_rtp.xml")
@@ -54,7 +54,7 @@ def _run(tmp, policy, *extra):
     try:
         a = Agent("sip:alice@localhost", "pw-alice", ("127.0.0.1", peer.sip_port), "--call",
                   "sip:plain@localhost", "--zrtp", policy, *extra, timeout=25)
-        assert a.wait_event("registered", 10) is not None, a.describe()
+        assert a.wait_event("registered", START_S) is not None, a.describe()
         ports = udp_ports(a.proc.pid)
         a.wait()
     finally:

@@ -13,7 +13,7 @@ import pytest
 
 import nodeproc
 import linphone
-from agentproc import Agent
+from agentproc import START_S, Agent
 
 ENCRYPTED = r"Call (\d+) is (fully|not fully) encrypted(?: and auth token is (\w+))?"
 
@@ -47,7 +47,7 @@ def _phone(tmp, node):
     ph = linphone.Linphone(str(tmp), "bob", "bob", "pw-bob", "localhost", node.udp, nodeproc.free_port(),
                            nodeproc.free_port_run(4))
     ph.start()
-    if not ph.wait_registered(10):
+    if not ph.wait_registered():
         log = ph.log()[-3000:]
         ph.stop()  # a phone left running would load the machine for every later test
         raise AssertionError("linphonec did not register:\n" + log)
@@ -101,7 +101,7 @@ def test_agent_calls_linphone(node, tmp_path):
         agent = Agent("sip:alice@localhost", "pw-alice", node.udp, "--call", "sip:bob@localhost", "--play", tone,
                       "--record", our_rec, "--duration", 4, timeout=30)
         agent.wait()
-        ph.wait_out(r"Call \d+ with sip:alice@localhost ended", 5)
+        ph.wait_out(r"Call \d+ with sip:alice@localhost ended", 15)
     finally:
         if agent is not None:
             agent.kill()
@@ -117,12 +117,12 @@ def test_linphone_calls_agent(node, tmp_path):
     try:
         agent = Agent("sip:alice@localhost", "pw-alice", node.udp, "--answer", "--play", tone, "--record", our_rec,
                       "--duration", 4, timeout=30)
-        assert agent.wait_event("registered", 10), agent.describe()
+        assert agent.wait_event("registered", START_S), agent.describe()
         ph.command("record " + lin_rec)
         ph.command("play " + tone)
         ph.command("call sip:alice@localhost")
         agent.wait()
-        ph.wait_out(r"Call \d+ with sip:alice@localhost ended", 5)
+        ph.wait_out(r"Call \d+ with sip:alice@localhost ended", 15)
     finally:
         if agent is not None:
             agent.kill()

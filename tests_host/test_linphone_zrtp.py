@@ -50,15 +50,15 @@ def test_two_linphones_zrtp_call_through_the_node(tmp):
     try:
         alice.start()
         bob.start()
-        assert alice.wait_registered(10) and bob.wait_registered(10), _explain(node, phones)
+        assert alice.wait_registered() and bob.wait_registered(), _explain(node, phones)
         tone = linphone.write_tone(os.path.join(tmp, "tone.wav"))
         for p in phones:
             p.command("soundcard use files")  # no sound card here: audio comes from / goes to files
         cap.start()
         t0 = time.monotonic()
         alice.command("call sip:bob@localhost")
-        ma = alice.wait_out(ENCRYPTED, 20)
-        mb = bob.wait_out(ENCRYPTED, 10)
+        ma = alice.wait_out(ENCRYPTED, linphone.CALL_S)
+        mb = bob.wait_out(ENCRYPTED, 20)
         zrtp_s = time.monotonic() - t0
         assert ma is not None and mb is not None, _explain(node, phones)
         assert ma.group(2) == "fully" and mb.group(2) == "fully", (ma.group(0), mb.group(0))
@@ -73,8 +73,8 @@ def test_two_linphones_zrtp_call_through_the_node(tmp):
             p.command("play " + tone)  # so SRTP flows both ways
         time.sleep(MEDIA_S)  # keep the call up (a real-time media interval, not a protocol timer)
         alice.command("terminate")
-        assert alice.wait_out(r"Call \d+ with sip:bob@localhost ended", 10), _explain(node, phones)
-        assert bob.wait_out(r"Call \d+ with sip:alice@localhost ended", 10), _explain(node, phones)
+        assert alice.wait_out(r"Call \d+ with sip:bob@localhost ended", 20), _explain(node, phones)
+        assert bob.wait_out(r"Call \d+ with sip:alice@localhost ended", 20), _explain(node, phones)
     finally:
         for p in phones:
             p.stop()
