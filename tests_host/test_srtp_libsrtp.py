@@ -144,14 +144,20 @@ def test_known_packets_agree_with_libsrtp():
         assert SrtpSession(profile, k, s).protect(plain).hex() == want
 
 
+@pytest.mark.parametrize("back_end", ["pure", "device"])
 @pytest.mark.parametrize("profile", ["AES_CM_128_HMAC_SHA1_80", "AES_256_CM_HMAC_SHA1_32"])
-def test_pure_back_ends_interoperate_with_libsrtp(profile, monkeypatch):
-    # what MicroPython without cryptolib/hashlib.sha1 runs, checked against libsrtp here
-    monkeypatch.setattr(srtp, "aes_ctr", srtp_pure.AesCtr)
-    monkeypatch.setattr(srtp, "hmac_sha1", srtp_pure.HmacSha1)
+def test_other_back_ends_interoperate_with_libsrtp(profile, back_end, monkeypatch):
+    # pure: what MicroPython without cryptolib/hashlib.sha1 runs; device: a native ECB (OpenSSL here, cryptolib
+    # there) with MicroPython's allocation-free byte loop XOR and a C SHA-1 rehashed per message
+    if back_end == "pure":
+        monkeypatch.setattr(srtp, "aes_ctr", srtp_pure.AesCtr)
+        monkeypatch.setattr(srtp, "hmac_sha1", srtp_pure.HmacSha1)
+    else:
+        monkeypatch.setattr(compat, "_xor_into", compat._xor_loop)
+        monkeypatch.setattr(srtp, "hmac_sha1", compat.HmacSha1Rehash)
     key, salt = keys(profile)
     ours = SrtpSession(profile, key, salt)
-    assert isinstance(ours._ctr, srtp_pure.AesCtr)
+    assert isinstance(ours._ctr, srtp_pure.AesCtr if back_end == "pure" else compat.aes_ctr)
     tx, rx = libsrtp(profile, key, salt, False), libsrtp(profile, key, salt, True)
     for i in range(65534, 65534 + 4):
         p = rtp(i, payload=os.urandom(1 + i % 300))

@@ -292,60 +292,96 @@ def sock_name(sock, host, port):
     return (host, port) if f is None else sockaddr(f())
 
 # -- SRTP per-packet crypto (media/srtp, RFC 3711 4.1.1 and 4.2.1) ------------------------------------------
-# aes_ctr(key).xor(iv, data): data XOR the AES-CTR keystream that starts at the integer counter block iv,
-#   whose low 16 bits must be zero (true of every SRTP/SRTCP IV and key-derivation IV); returns bytes.
+# aes_ctr(key).xor_into(iv, buf, start, end): buf[start:end] XOR= the AES-CTR keystream that starts at the
+#   counter block iv (16 bytes whose last two are zero, as every SRTP/SRTCP IV is), in place;
+#   aes_ctr(key).xor(iv, data) is the same for an integer iv and returns new bytes (key derivation).
 # hmac_sha1(key).digest(data, extra=b""): HMAC-SHA1(key, data || extra), the key's pads prepared once.
 # tags_equal(a, b): compare two MACs in time independent of where they differ.
-# Native AES (OpenSSL, a device's cryptolib) gets all counter blocks of a packet in one ECB call; the
-# pure fallbacks in media/srtp_pure are imported on first use so a node never loads them.
+# Native AES (OpenSSL, a device's cryptolib) gets all counter blocks of a packet in one ECB call, from and
+# into buffers kept by the context; the pure fallbacks in media/srtp_pure are imported on first use so a
+# node never loads them.
+_CTR_MAX_BLOCKS = const(0x10000)  # the low 16 counter bits never carry
+_CTR_BLOCKS = const(100)  # counter blocks kept ready: packets up to 1600 bytes need no new buffer
+
 try:
     from cryptolib import aes as _cl_aes_many
 
-    def _ecb_many(key):
-        return _cl_aes_many(bytes(key), 1).encrypt  # ECB takes any multiple of 16 bytes
+    def _ecb_into(key):
+        return _cl_aes_many(bytes(key), 1).encrypt  # ECB: encrypt(src, dst), any multiple of 16 bytes
 except ImportError:
     try:
         from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher2, algorithms as _alg2, modes as _modes2
 
-        def _ecb_many(key):
-            return _Cipher2(_alg2.AES(bytes(key)), _modes2.ECB()).encryptor().update
+        def _ecb_into(key):
+            return _Cipher2(_alg2.AES(bytes(key)), _modes2.ECB()).encryptor().update_into
     except ImportError:
-        _ecb_many = None
+        _ecb_into = None
 
-_CTR_MAX_BLOCKS = const(0x10000)  # the low 16 counter bits never carry
-_CTR_PATTERN_CACHE = const(100)  # counter patterns kept for packets up to 1600 bytes
-_ctr_patterns = {}
-
-
-def _ctr_pattern(nb):
-    """(R, C) with iv * R + C = the nb counter blocks iv, iv + 1, ... as one big-endian integer."""
-    p = _ctr_patterns.get(nb)
-    if p is None:
-        p = (int.from_bytes((bytes(15) + b"\x01") * nb, "big"),
-             int.from_bytes(b"".join(j.to_bytes(16, "big") for j in range(nb)), "big"))
-        if nb <= _CTR_PATTERN_CACHE:
-            _ctr_patterns[nb] = p
-    return p
+def _xor_int(buf, start, ks, n):
+    """buf[start:start + n] ^= ks[:n] as one integer operation: CPython allocates freely and loops slowly."""
+    end = start + n
+    buf[start:end] = (int.from_bytes(buf[start:end], "big") ^ int.from_bytes(ks[:n], "big")).to_bytes(n, "big")
 
 
-if _ecb_many is not None:
-    class aes_ctr:
-        """AES-CTR through a native ECB that encrypts every counter block of a packet in one call."""
+def _xor_loop(buf, start, ks, n):
+    """buf[start:start + n] ^= ks[:n] byte by byte: small integers only, so MicroPython allocates nothing."""
+    for i in range(n):
+        buf[start + i] ^= ks[i]
+
+
+_xor_into = _xor_int if _sys.implementation.name == "cpython" else _xor_loop
+
+
+class CtrBase:
+    """xor() on top of a subclass's xor_into()."""
+
+    def xor(self, iv, data):
+        n = len(data)
+        if n == 0:
+            return b""
+        b = bytearray(data)
+        self.xor_into(iv.to_bytes(16, "big"), b, 0, n)
+        return bytes(b)
+
+
+def ctr_check(iv, nb):
+    """Refuse a counter block whose 16-bit block counter is not zero, or more blocks than it can count."""
+    if iv[14] or iv[15] or nb > _CTR_MAX_BLOCKS:
+        raise ValueError("AES-CTR: counter low 16 bits must be zero and at most 65536 blocks")
+
+
+if _ecb_into is not None:
+    class aes_ctr(CtrBase):
+        """AES-CTR through a native ECB that encrypts every counter block of a packet in one call. The counter
+        blocks live in one buffer whose last two bytes per block (the block number) are written once."""
 
         def __init__(self, key):
-            self._enc = _ecb_many(key)
+            self._enc = _ecb_into(key)
+            self._grow(_CTR_BLOCKS)
 
-        def xor(self, iv, data):
-            n = len(data)
-            if n == 0:
-                return b""
+        def _grow(self, nb):
+            cb = self._cb = bytearray(nb << 4)
+            for j in range(nb):
+                cb[(j << 4) + 14] = j >> 8
+                cb[(j << 4) + 15] = j & 0xFF
+            self._cbv = memoryview(cb)
+            self._ks = bytearray((nb << 4) + 15)  # OpenSSL's update_into wants one block of slack
+            self._ksv = memoryview(self._ks)
+
+        def xor_into(self, iv, buf, start, end):
+            n = end - start
+            if n <= 0:
+                return
             nb = (n + 15) >> 4
-            if iv & 0xFFFF or nb > _CTR_MAX_BLOCKS:
-                raise ValueError("AES-CTR: counter low 16 bits must be zero and at most 65536 blocks")
-            r, c = _ctr_pattern(nb)
-            ks = self._enc((iv * r + c).to_bytes(nb << 4, "big"))
-            return (int.from_bytes(data, "big") ^ (int.from_bytes(ks, "big") >> (((nb << 4) - n) << 3))).to_bytes(
-                n, "big")
+            ctr_check(iv, nb)
+            if nb << 4 > len(self._cb):
+                self._grow(nb)
+            cb = self._cb
+            ivv = memoryview(iv)[:14]
+            for o in range(0, nb << 4, 16):
+                cb[o:o + 14] = ivv
+            self._enc(self._cbv[:nb << 4], self._ksv)
+            _xor_into(buf, start, self._ks, n)
 else:
     def aes_ctr(key):
         from microwitch.media.srtp_pure import AesCtr

@@ -172,6 +172,41 @@ def test_replay_and_window():
     assert rx.unprotect(pk[151])
 
 
+def test_window_ring_after_jumps_and_between_streams():
+    # the window is a 128-bit ring indexed by packet index mod 128: a jump must forget the skipped slots'
+    # old marks, and a jump of 128 or more must forget everything
+    tx, rx = pair()
+    pk = [tx.protect(rtp(s)) for s in range(1, 600)]
+    for s in range(1, 11):
+        assert rx.unprotect(pk[s - 1])
+    assert rx.unprotect(pk[60 - 1])                 # 50 ahead: slots 11..59 were marked by nothing new
+    for s in (11, 59, 40):                           # skipped packets arrive late, once each
+        assert rx.unprotect(pk[s - 1])
+        assert raises(rx.unprotect, pk[s - 1]) == "replayed packet"
+    assert rx.unprotect(pk[139 - 1])                # slot 139 % 128 = 11 held packet 11's mark
+    assert rx.unprotect(pk[137 - 1])                # slot 9: packet 9's old mark was cleared by the jump
+    assert raises(rx.unprotect, pk[10 - 1]) == "packet too old for the replay window"
+    assert rx.unprotect(pk[400 - 1])                # 261 ahead: the whole ring is forgotten
+    for s in (394, 387, 316):                       # slots 10, 3 and 60 were marked before the jump
+        assert rx.unprotect(pk[s - 1])
+    assert raises(rx.unprotect, pk[272 - 1]) == "packet too old for the replay window"
+    # a second SSRC between packets of the first keeps its own state (the last-SSRC shortcut is per packet)
+    other = tx.protect(rtp(1, ssrc=0x0BADF00D))
+    assert rx.unprotect(other) and rx.unprotect(pk[401 - 1])
+    assert raises(rx.unprotect, other) == "replayed packet"
+    assert raises(rx.unprotect, pk[401 - 1]) == "replayed packet"
+
+
+def test_packets_longer_than_an_mtu_are_refused():
+    tx, rx = pair()
+    assert raises(tx.protect, rtp(1, payload=bytes(1489))) == "RTP packet longer than 1500 bytes"
+    big = tx.protect(rtp(1, payload=bytes(1488)))    # 1500 bytes: the longest
+    assert len(big) == 1510 and rx.unprotect(big) == rtp(1, payload=bytes(1488))
+    assert raises(rx.unprotect, big + b"\x00") == "SRTP packet longer than 1500 bytes"
+    assert raises(tx.protect_rtcp, b"\x80\xc8\x00\x06" + bytes(1497)) == "RTCP packet longer than 1500 bytes"
+    assert raises(rx.unprotect_rtcp, b"\x80\xc8\x00\x06" + bytes(1511)) == "SRTCP packet longer than 1500 bytes"
+
+
 def test_sender_refuses_to_reuse_an_index():
     tx, _ = pair()
     tx.protect(rtp(5))

@@ -5,16 +5,18 @@ and protect_rtcp() keep the sending state, unprotect() and unprotect_rtcp() the 
 for at most _MAX_STREAMS SSRCs each way. Session keys are derived once (key derivation rate 0, 4.3).
 Receive: rollover-counter estimation (3.3.1, Appendix A), a 128-packet replay window (3.3.2) and the
 authentication check before anything is decrypted or remembered. Failures raise SrtpError(reason).
+Packets are built, encrypted, authenticated and checked in one buffer per session (_MAX_PACKET bytes plus
+index and tag), with the IV and replay windows in small buffers of their own; each call's only
+packet-sized allocation is the bytes it returns.
 """
-from microwitch.compat import aes_ctr, const, hmac_sha1, tags_equal
+from microwitch.compat import aes_ctr, const, hmac_sha1
 
 _MAX_STREAMS = const(8)  # SSRCs per direction; a packet for one more is refused, never evicts one
-_WINDOW = const(128)  # replay window, in packets (RFC 3711 3.3.2 asks for at least 64)
+_WINDOW = const(128)  # replay window, in packets (RFC 3711 3.3.2 asks for at least 64); a 16-byte ring
 _SRTCP_TAG = const(10)  # SRTCP's default 80-bit tag, also with the _32 profiles (RFC 4568 6.2, SDES/DTLS)
 _SRTCP_MAX_INDEX = const(0x7FFFFFFF)
 _SALT_LEN = const(14)
-
-_WINDOW_MASK = (1 << 128) - 1
+_MAX_PACKET = const(1500)  # longest clear RTP/RTCP packet (an Ethernet MTU); longer ones are refused
 
 # name -> (master key length, SRTP tag length)
 PROFILES = {
@@ -99,24 +101,43 @@ def _guess(roc, s_l, seq):
     return roc
 
 
-def _window_check(top, mask, idx):
+# The replay window is a ring of _WINDOW bits: index i is bit i mod 128 of a bytearray(16), meaning "seen"
+# while i is within _WINDOW of the highest index.
+
+def _window_check(top, ring, idx):
     """Raise for an index already seen or older than the window below the highest index `top`."""
     if idx <= top:
-        d = top - idx
-        if d >= _WINDOW:
+        if top - idx >= _WINDOW:
             raise SrtpError("packet too old for the replay window")
-        if (mask >> d) & 1:
+        b = idx & 127
+        if ring[b >> 3] & (1 << (b & 7)):
             raise SrtpError("replayed packet")
 
 
-def _window_add(top, mask, idx):
-    """(new top, new mask) after accepting idx."""
+def _window_add(top, ring, idx):
+    """Mark idx seen in ring; the new highest index."""
     if idx > top:
-        d = idx - top
-        if d >= _WINDOW:
-            return idx, 1
-        return idx, ((mask << d) | 1) & _WINDOW_MASK
-    return top, mask | (1 << (top - idx))
+        if idx - top >= _WINDOW:
+            for k in range(16):
+                ring[k] = 0
+        else:
+            for k in range(top + 1, idx):  # skipped indices reuse the bits of ones leaving the window
+                b = k & 127
+                ring[b >> 3] &= ~(1 << (b & 7))
+        top = idx
+    b = idx & 127
+    ring[b >> 3] |= 1 << (b & 7)
+    return top
+
+
+def _tag_ok(d, p, end, tl):
+    """The first tl bytes of digest d equal p[end:end + tl]; no early exit, so no timing signal."""
+    x = 0
+    for k in range(tl):
+        x |= d[k] ^ p[end + k]
+    return x == 0
+
+
 
 
 class SrtpSession:
@@ -139,16 +160,53 @@ class SrtpSession:
         salt = int.from_bytes(master_salt, "big")
         self._ctr = aes_ctr(_derive(kdf, salt, _L_RTP_ENC, key_len))
         self._mac = hmac_sha1(_derive(kdf, salt, _L_RTP_AUTH, 20))
-        self._salt = int.from_bytes(_derive(kdf, salt, _L_RTP_SALT, _SALT_LEN), "big") << 16
+        self._salt = _derive(kdf, salt, _L_RTP_SALT, _SALT_LEN)
         self._cctr = aes_ctr(_derive(kdf, salt, _L_RTCP_ENC, key_len))
         self._cmac = hmac_sha1(_derive(kdf, salt, _L_RTCP_AUTH, 20))
-        self._csalt = int.from_bytes(_derive(kdf, salt, _L_RTCP_SALT, _SALT_LEN), "big") << 16
-        # per SSRC: RTP [roc, highest seq, window mask, roc as 4 bytes]; SRTCP received [highest index,
-        # window mask]; SRTCP sent: the next index
+        self._csalt = _derive(kdf, salt, _L_RTCP_SALT, _SALT_LEN)
+        self._buf = bytearray(_MAX_PACKET + 4 + 10)  # packet, SRTCP index, tag
+        self._bv = memoryview(self._buf)
+        self._iv = bytearray(16)  # the last two bytes stay zero: the block counter
+        # per SSRC: RTP [roc, highest seq, window ring, roc as 4 bytes, ssrc, its high and low 16 bits (small
+        # integers to compare with a packet's in place)]; SRTCP received [highest index,
+        # window ring]; SRTCP sent: the next index. _last_tx/_last_rx: the state of the previous packet's SSRC.
         self._tx = {}
         self._rx = {}
         self._ctx = {}
         self._crx = {}
+        self._last_tx = None
+        self._last_rx = None
+
+    def _set_iv(self, salt, p, o, hi, lo):
+        """IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (index * 2^16) (RFC 3711 4.1.1) into self._iv, for the
+        SSRC at p[o:o + 4] and the 48-bit index hi * 2^16 + lo, without building a 128-bit integer."""
+        iv = self._iv
+        iv[0:14] = salt
+        iv[4] ^= p[o]
+        iv[5] ^= p[o + 1]
+        iv[6] ^= p[o + 2]
+        iv[7] ^= p[o + 3]
+        iv[8] ^= (hi >> 24) & 0xFF
+        iv[9] ^= (hi >> 16) & 0xFF
+        iv[10] ^= (hi >> 8) & 0xFF
+        iv[11] ^= hi & 0xFF
+        iv[12] ^= lo >> 8
+        iv[13] ^= lo & 0xFF
+        return iv
+
+    def _stream(self, table, last, p, what):
+        """(state, is it new) for the packet's SSRC p[8:12]; a new state is not in `table` yet. The previous
+        packet's SSRC is compared in place, as two 16-bit halves: slicing or a 32-bit integer would
+        allocate on every packet."""
+        if last is not None and ((p[8] << 8) | p[9]) == last[5] and ((p[10] << 8) | p[11]) == last[6]:
+            return last, False
+        ssrc = int.from_bytes(p[8:12], "big")
+        st = table.get(ssrc)
+        if st is not None:
+            return st, False
+        if len(table) >= _MAX_STREAMS:
+            raise SrtpError("too many " + what + " SSRCs")
+        return [0, (p[2] << 8) | p[3], bytearray(16), bytes(4), ssrc, ssrc >> 16, ssrc & 0xFFFF], True
 
     # -- SRTP (RFC 3711 3.3 and 3.4) ----------------------------------------------------------------------
 
@@ -157,42 +215,47 @@ class SrtpSession:
         n = len(rtp)
         if n < 12:
             raise SrtpError("RTP packet shorter than its 12-byte header")
+        if n > _MAX_PACKET:
+            raise SrtpError("RTP packet longer than 1500 bytes")
         # 0x80: version 2 without CSRCs or extension, the 12-byte header of every G.711 packet we send
         hl = 12 if rtp[0] == 0x80 else _header_len(rtp, n)
         seq = (rtp[2] << 8) | rtp[3]
-        ssrc = int.from_bytes(rtp[8:12], "big")
-        st = self._tx.get(ssrc)
-        if st is not None and seq == (st[1] + 1) & 0xFFFF:
+        st, new = self._stream(self._tx, self._last_tx, rtp, "outgoing")
+        if new:
+            self._tx[st[4]] = st
+        self._last_tx = st
+        roc = st[0]
+        if not new and seq == (st[1] + 1) & 0xFFFF:
             # the next packet in order (the usual case): no estimate, no window search
             if seq == 0:
-                st[0] += 1
-                st[3] = st[0].to_bytes(4, "big")
+                roc = st[0] = roc + 1
+                st[3] = roc.to_bytes(4, "big")
             st[1] = seq
-            st[2] = ((st[2] << 1) | 1) & _WINDOW_MASK
+            b = seq & 127
+            st[2][b >> 3] |= 1 << (b & 7)
+            rb = st[3]
         else:
-            st = self._tx_index(st, ssrc, seq)
-        m = bytes(rtp[:hl]) + self._ctr.xor(self._salt ^ (ssrc << 64) ^ (((st[0] << 16) | seq) << 16), rtp[hl:])
-        return m + self._mac.digest(m, st[3])[:self._tag]
-
-    def _tx_index(self, st, ssrc, seq):
-        """Sending state after a packet out of order or the first of its SSRC."""
-        if st is None:
-            if len(self._tx) >= _MAX_STREAMS:
-                raise SrtpError("too many outgoing SSRCs")
-            st = self._tx[ssrc] = [0, seq, 0, bytes(4)]
-        roc = _guess(st[0], st[1], seq)
-        if roc < 0:
-            raise SrtpError("sequence number from before the first packet")
-        idx = (roc << 16) | seq
-        top = (st[0] << 16) | st[1]
-        # never encrypt two packets under one index: that would reuse keystream
-        _window_check(top, st[2], idx)
-        top, st[2] = _window_add(top, st[2], idx)
-        st[0] = top >> 16
-        st[1] = top & 0xFFFF
-        st[3] = st[0].to_bytes(4, "big")
-        # the ROC this packet is sent with (one less than the state's for a late packet before a wrap)
-        return st if roc == st[0] else [roc, seq, 0, roc.to_bytes(4, "big")]
+            roc = _guess(roc, st[1], seq)
+            if roc < 0:
+                raise SrtpError("sequence number from before the first packet")
+            idx = (roc << 16) | seq
+            # never encrypt two packets under one index: that would reuse keystream
+            _window_check((st[0] << 16) | st[1], st[2], idx)
+            top = _window_add((st[0] << 16) | st[1], st[2], idx)
+            if top >> 16 != st[0]:
+                st[3] = (top >> 16).to_bytes(4, "big")
+            st[0] = top >> 16
+            st[1] = top & 0xFFFF
+            # the ROC this packet is sent with (one less than the state's for a late packet before a wrap)
+            rb = st[3] if roc == st[0] else roc.to_bytes(4, "big")
+        buf = self._buf
+        self._bv[0:n] = rtp
+        self._ctr.xor_into(self._set_iv(self._salt, buf, 8, roc, seq), buf, hl, n)
+        d = self._mac.digest(self._bv[:n], rb)
+        tl = self._tag
+        for k in range(tl):
+            buf[n + k] = d[k]
+        return bytes(self._bv[:n + tl])
 
     def unprotect(self, srtp):
         """The RTP packet inside an SRTP packet, after the replay and authentication checks."""
@@ -201,11 +264,12 @@ class SrtpSession:
         if n < 12 + tl:
             raise SrtpError("SRTP packet too short")
         end = n - tl
+        if end > _MAX_PACKET:
+            raise SrtpError("SRTP packet longer than 1500 bytes")
         hl = 12 if srtp[0] == 0x80 else _header_len(srtp, end)
         seq = (srtp[2] << 8) | srtp[3]
-        ssrc = int.from_bytes(srtp[8:12], "big")
-        st = self._rx.get(ssrc)
-        if st is not None and seq == (st[1] + 1) & 0xFFFF:
+        st, new = self._stream(self._rx, self._last_rx, srtp, "incoming")
+        if not new and seq == (st[1] + 1) & 0xFFFF:
             # the next packet in order: it is newer than anything seen, no window search
             roc = st[0]
             rb = st[3]
@@ -214,37 +278,38 @@ class SrtpSession:
                 rb = roc.to_bytes(4, "big")
             top = -1
         else:
-            if st is None:
-                if len(self._rx) >= _MAX_STREAMS:
-                    raise SrtpError("too many incoming SSRCs")
+            if new:
                 roc = 0
                 top = seq
-                mask = 0
             else:
                 roc = _guess(st[0], st[1], seq)
                 if roc < 0:
                     raise SrtpError("packet too old for the replay window")
                 top = (st[0] << 16) | st[1]
-                mask = st[2]
-            _window_check(top, mask, (roc << 16) | seq)
+            _window_check(top, st[2], (roc << 16) | seq)
             rb = roc.to_bytes(4, "big")
-        mv = memoryview(srtp)
-        if not tags_equal(self._mac.digest(mv[:end], rb)[:tl], mv[end:]):
+        buf = self._buf
+        self._bv[0:n] = srtp
+        if not _tag_ok(self._mac.digest(self._bv[:end], rb), buf, end, tl):
             raise SrtpError("SRTP authentication failed")
         # authentic: only now does the packet move the state (RFC 3711 3.3.2)
         if top < 0:
             st[0] = roc
             st[1] = seq
-            st[2] = ((st[2] << 1) | 1) & _WINDOW_MASK
+            b = seq & 127
+            st[2][b >> 3] |= 1 << (b & 7)
             st[3] = rb
         else:
-            if st is None:
-                st = self._rx[ssrc] = [0, 0, 0, bytes(4)]
-            top, st[2] = _window_add(top, mask, (roc << 16) | seq)
+            if new:
+                self._rx[st[4]] = st
+            top = _window_add(top, st[2], (roc << 16) | seq)
+            if top >> 16 != st[0] or new:
+                st[3] = (top >> 16).to_bytes(4, "big")
             st[0] = top >> 16
             st[1] = top & 0xFFFF
-            st[3] = st[0].to_bytes(4, "big")
-        return bytes(mv[:hl]) + self._ctr.xor(self._salt ^ (ssrc << 64) ^ (((roc << 16) | seq) << 16), mv[hl:end])
+        self._last_rx = st
+        self._ctr.xor_into(self._set_iv(self._salt, buf, 8, roc, seq), buf, hl, end)
+        return bytes(self._bv[:end])
 
     # -- SRTCP (RFC 3711 3.4) -----------------------------------------------------------------------------
 
@@ -254,6 +319,8 @@ class SrtpSession:
         n = len(rtcp)
         if n < 8:
             raise SrtpError("RTCP packet shorter than 8 bytes")
+        if n > _MAX_PACKET:
+            raise SrtpError("RTCP packet longer than 1500 bytes")
         if rtcp[0] & 0xC0 != 0x80:
             raise SrtpError("not an RTCP version 2 packet")
         ssrc = int.from_bytes(rtcp[4:8], "big")
@@ -265,9 +332,20 @@ class SrtpSession:
         if idx > _SRTCP_MAX_INDEX:
             raise SrtpError("SRTCP index exhausted: rekey")
         self._ctx[ssrc] = idx + 1
-        m = (bytes(rtcp[:8]) + self._cctr.xor(self._csalt ^ (ssrc << 64) ^ (idx << 16), rtcp[8:])
-             + (0x80000000 | idx).to_bytes(4, "big"))
-        return m + self._cmac.digest(m)[:self._ctag]
+        buf = self._buf
+        self._bv[0:n] = rtcp
+        self._cctr.xor_into(self._set_iv(self._csalt, buf, 4, idx >> 16, idx & 0xFFFF), buf, 8, n)
+        ei = 0x80000000 | idx
+        buf[n] = ei >> 24
+        buf[n + 1] = (ei >> 16) & 0xFF
+        buf[n + 2] = (ei >> 8) & 0xFF
+        buf[n + 3] = ei & 0xFF
+        n += 4
+        d = self._cmac.digest(self._bv[:n])
+        tl = self._ctag
+        for k in range(tl):
+            buf[n + k] = d[k]
+        return bytes(self._bv[:n + tl])
 
     def unprotect_rtcp(self, srtcp):
         """The RTCP packet inside an SRTCP packet, after the replay and authentication checks."""
@@ -275,6 +353,8 @@ class SrtpSession:
         tl = self._ctag
         if n < 8 + 4 + tl:
             raise SrtpError("SRTCP packet too short")
+        if n > _MAX_PACKET + 4 + tl:
+            raise SrtpError("SRTCP packet longer than 1500 bytes")
         if srtcp[0] & 0xC0 != 0x80:
             raise SrtpError("not an RTCP version 2 packet")
         end = n - tl
@@ -285,15 +365,19 @@ class SrtpSession:
         if st is None:
             if len(self._crx) >= _MAX_STREAMS:
                 raise SrtpError("too many incoming RTCP SSRCs")
-            top, mask = idx, 0
+            st = [idx, bytearray(16)]
+            new = True
         else:
-            top, mask = st
-        _window_check(top, mask, idx)
-        mv = memoryview(srtcp)
-        if not tags_equal(self._cmac.digest(mv[:end])[:tl], mv[end:]):
+            new = False
+        _window_check(st[0], st[1], idx)
+        buf = self._buf
+        self._bv[0:n] = srtcp
+        if not _tag_ok(self._cmac.digest(self._bv[:end]), buf, end, tl):
             raise SrtpError("SRTCP authentication failed")
-        self._crx[ssrc] = _window_add(top, mask, idx)
-        body = mv[8:end - 4]
+        if new:
+            self._crx[ssrc] = st
+        st[0] = _window_add(st[0], st[1], idx)
+        end -= 4
         if ei >> 31:
-            body = self._cctr.xor(self._csalt ^ (ssrc << 64) ^ (idx << 16), body)
-        return bytes(mv[:8]) + bytes(body)
+            self._cctr.xor_into(self._set_iv(self._csalt, buf, 4, idx >> 16, idx & 0xFFFF), buf, 8, end)
+        return bytes(self._bv[:end])

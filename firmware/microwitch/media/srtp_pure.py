@@ -6,10 +6,13 @@ cryptolib/hashlib and CPython uses OpenSSL. Two tricks keep a 160-byte packet ch
   byte (fewer than 256 blocks), so round 1 is computed once per packet except for one column, and
   round 2 only needs one S-box term per byte per block;
 - HMAC pads are compressed once per key, so a MAC costs the message blocks plus one outer block.
+Both work in place: the keystream is XORed into the packet as it is computed, and HMAC reads whole blocks
+straight from the packet, keeping only the last partial block in a buffer of its own.
 Not constant-time (table lookups): devices with cryptolib do not use it.
 """
 from struct import pack, pack_into
 
+from microwitch.compat import CtrBase, ctr_check
 from microwitch.crypto.aes import AES, _S, _S2, _S3
 from microwitch.crypto.sha1 import _compress, sha1
 
@@ -28,9 +31,9 @@ def _pair_tables():
 _T0, _T1, _T2, _T3 = _pair_tables()
 
 
-class AesCtr:
-    """xor(iv, data): data XOR the AES-CTR keystream E(iv), E(iv + 1), ... for an integer iv whose
-    low 16 bits are zero (every SRTP/SRTCP IV and key-derivation IV is shifted left by 16)."""
+class AesCtr(CtrBase):
+    """compat.aes_ctr's contract: xor_into(iv, buf, start, end) XORs buf[start:end] in place with the AES-CTR
+    keystream E(iv), E(iv + 1), ... for a 16-byte counter block iv whose last two bytes are zero."""
 
     def __init__(self, key):
         a = AES(key)
@@ -38,22 +41,17 @@ class AesCtr:
         self._rk = a._ek
         # round keys as the same row pairs as the state
         self._rp = [tuple((k[i] << 8) | k[i + 1] for i in range(0, 16, 2)) for k in a._ek]
-        self._ks = bytearray(1504)
+        self._last = bytearray(16)  # a short last block's keystream
 
-    def xor(self, iv, data):
-        n = len(data)
-        if n == 0:
-            return b""
-        ks = self.keystream(iv, (n + 15) >> 4)
-        return (int.from_bytes(data, "big") ^ int.from_bytes(memoryview(ks)[:n], "big")).to_bytes(n, "big")
-
-    def keystream(self, iv, nb):
-        """nb keystream blocks into a reused bytearray (returned; valid until the next call)."""
-        if iv & 0xFFFF or nb > 0x10000:
-            raise ValueError("AES-CTR: counter low 16 bits must be zero and at most 65536 blocks")
-        ks = self._ks
-        if len(ks) < 16 * nb:
-            ks = self._ks = bytearray(16 * nb)
+    def xor_into(self, iv, buf, start, end):
+        """Each keystream byte is XORed into buf as it is computed: no keystream buffer, no second pass,
+        except for a short last block, which goes through self._last."""
+        n = end - start
+        if n <= 0:
+            return
+        nb = (n + 15) >> 4
+        ctr_check(iv, nb)
+        last = self._last
         S = _S
         T0 = _T0
         T1 = _T1
@@ -63,18 +61,17 @@ class AesCtr:
         nr = self._nr
         kl = self._rk[nr]
         k0 = self._rk[0]
-        b = iv.to_bytes(16, "big")
         # round 0 (AddRoundKey) as bytes: x[4c + row]
-        x0, x1, x2, x3 = b[0] ^ k0[0], b[1] ^ k0[1], b[2] ^ k0[2], b[3] ^ k0[3]
-        x4, x5, x6, x7 = b[4] ^ k0[4], b[5] ^ k0[5], b[6] ^ k0[6], b[7] ^ k0[7]
-        x8, x9, x10, x11 = b[8] ^ k0[8], b[9] ^ k0[9], b[10] ^ k0[10], b[11] ^ k0[11]
-        x12, x13 = b[12] ^ k0[12], b[13] ^ k0[13]
+        x0, x1, x2, x3 = iv[0] ^ k0[0], iv[1] ^ k0[1], iv[2] ^ k0[2], iv[3] ^ k0[3]
+        x4, x5, x6, x7 = iv[4] ^ k0[4], iv[5] ^ k0[5], iv[6] ^ k0[6], iv[7] ^ k0[7]
+        x8, x9, x10, x11 = iv[8] ^ k0[8], iv[9] ^ k0[9], iv[10] ^ k0[10], iv[11] ^ k0[11]
+        x12, x13 = iv[12] ^ k0[12], iv[13] ^ k0[13]
         k015 = k0[15]
         q0, q1, q2, q3, q4, q5, q6, q7 = rp[1]
         r0, r1, r2, r3, r4, r5, r6, r7 = rp[2]
         rounds = range(3, nr)
         j = 0
-        o = 0
+        o = start
         while j < nb:
             x14 = k0[14] ^ (j >> 8)
             # round 1: output column c takes rows 0-3 from input columns c, c+1, c+2, c+3; only column 0
@@ -99,10 +96,10 @@ class AesCtr:
             dl2 = T2[a2] ^ T3[b3] ^ T1[d1] ^ r5
             dh3 = T0[a3] ^ T2[c1] ^ T3[d2] ^ r6
             dl3 = T2[a3] ^ T0[c1] ^ T1[d2] ^ r7
-            end = (j | 0xFF) + 1
-            if end > nb:
-                end = nb
-            while j < end:
+            stop = (j | 0xFF) + 1
+            if stop > nb:
+                stop = nb
+            while j < stop:
                 t = k015 ^ (j & 0xFF)
                 h0 = ch0 ^ T3[t]
                 l0 = cl0 ^ T1[t]
@@ -144,16 +141,37 @@ class AesCtr:
                     l2 = T2[a2] ^ T3[b3] ^ T0[c0] ^ T1[d1] ^ k5_
                     h3 = T0[a3] ^ T1[b0] ^ T2[c1] ^ T3[d2] ^ k6_
                     l3 = T2[a3] ^ T3[b0] ^ T0[c1] ^ T1[d2] ^ k7_
-                # final round: SubBytes, ShiftRows, AddRoundKey; no MixColumns
-                ks[o:o + 16] = bytes((
-                    S[h0 >> 8] ^ kl[0], S[h1 & 255] ^ kl[1], S[l2 >> 8] ^ kl[2], S[l3 & 255] ^ kl[3],
-                    S[h1 >> 8] ^ kl[4], S[h2 & 255] ^ kl[5], S[l3 >> 8] ^ kl[6], S[l0 & 255] ^ kl[7],
-                    S[h2 >> 8] ^ kl[8], S[h3 & 255] ^ kl[9], S[l0 >> 8] ^ kl[10], S[l1 & 255] ^ kl[11],
-                    S[h3 >> 8] ^ kl[12], S[h0 & 255] ^ kl[13], S[l1 >> 8] ^ kl[14], S[l2 & 255] ^ kl[15],
-                ))
+                # final round: SubBytes, ShiftRows, AddRoundKey (no MixColumns), XORed into the data;
+                # a short last block is computed into `last` first
+                t = buf
+                p = o
+                if o + 16 > end:
+                    t = last
+                    p = 0
+                    for k in range(16):
+                        last[k] = 0
+                t[p] ^= S[h0 >> 8] ^ kl[0]
+                t[p + 1] ^= S[h1 & 255] ^ kl[1]
+                t[p + 2] ^= S[l2 >> 8] ^ kl[2]
+                t[p + 3] ^= S[l3 & 255] ^ kl[3]
+                t[p + 4] ^= S[h1 >> 8] ^ kl[4]
+                t[p + 5] ^= S[h2 & 255] ^ kl[5]
+                t[p + 6] ^= S[l3 >> 8] ^ kl[6]
+                t[p + 7] ^= S[l0 & 255] ^ kl[7]
+                t[p + 8] ^= S[h2 >> 8] ^ kl[8]
+                t[p + 9] ^= S[h3 & 255] ^ kl[9]
+                t[p + 10] ^= S[l0 >> 8] ^ kl[10]
+                t[p + 11] ^= S[l1 & 255] ^ kl[11]
+                t[p + 12] ^= S[h3 >> 8] ^ kl[12]
+                t[p + 13] ^= S[h0 & 255] ^ kl[13]
+                t[p + 14] ^= S[l1 >> 8] ^ kl[14]
+                t[p + 15] ^= S[l2 & 255] ^ kl[15]
                 o += 16
                 j += 1
-        return ks
+        if o > end:
+            o -= 16
+            for k in range(end - o):
+                buf[o + k] ^= last[k]
 
 
 _H0 = (0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0)
@@ -171,22 +189,32 @@ class HmacSha1:
         ob = self._ob = bytearray(64)
         ob[20] = 0x80
         pack_into(">Q", ob, 56, (64 + 20) * 8)
+        self._tail = bytearray(192)  # the message's last partial block, `extra` (at most 64 bytes), padding
 
     def digest(self, data, extra=b""):
-        msg = bytes(data) + extra if extra else data
-        n = len(msg)
+        n = len(data)
+        m = len(extra)
+        if m > 64:
+            raise ValueError("HMAC-SHA1: extra is at most 64 bytes")
         h = self._hi
         i = 0
         end = n - 64
-        while i <= end:
-            h = _compress(h, msg, i)
+        while i <= end:  # whole blocks straight from the packet: no copy
+            h = _compress(h, data, i)
             i += 64
+        # the rest of data, then extra, then the final padding (FIPS 180-4 5.1.1; the length counts the ipad)
+        t = self._tail
         r = n - i
-        # final padding (FIPS 180-4 5.1.1); the length counts the ipad block
-        last = bytes(msg[i:]) + b"\x80" + bytes((55 - r) % 64) + pack(">Q", (64 + n) * 8)
-        h = _compress(h, last, 0)
-        if len(last) > 64:
-            h = _compress(h, last, 64)
+        t[0:r] = memoryview(data)[i:n]
+        t[r:r + m] = extra
+        r += m
+        t[r] = 0x80
+        last = (r + 72) & ~63  # whole blocks holding the rest, 0x80 and the 8-byte length
+        for k in range(r + 1, last - 8):
+            t[k] = 0
+        pack_into(">Q", t, last - 8, (64 + n + m) * 8)
+        for k in range(0, last, 64):
+            h = _compress(h, t, k)
         ob = self._ob
         pack_into(">5I", ob, 0, h[0], h[1], h[2], h[3], h[4])
         h = _compress(self._ho, ob, 0)
