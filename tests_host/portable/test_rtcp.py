@@ -375,6 +375,18 @@ def test_without_rtcp_mux_reports_go_to_port_plus_one_then_follow_the_peer():
     assert m.rtcp_peer == ("192.0.2.7", 7001)
 
 
+def test_a_reinvite_to_a_new_address_moves_rtcp_and_drops_its_latch():
+    m = MediaSession("off", Lcg(3), None, 0)
+    m.start(_remote(A, False), 0)
+    nat = ("192.0.2.9", 4011)
+    m.receive(rtcp.receiver_report(0x1234) + rtcp.sdes_cname(0x1234, "x"), nat, 100)
+    assert m.rtcp_peer == nat and m.rtcp_latched        # symmetric RTCP: latched on the peer's report
+    m.update(_remote(A, False), 200)                     # same address (a hold or a codec change): kept
+    assert m.rtcp_peer == nat
+    m.update(_remote(("198.51.100.2", 6000), False), 300)
+    assert m.rtcp_peer == ("198.51.100.2", 6001) and not m.rtcp_latched
+
+
 def _no_zrtp(to, data):
     return demux.classify(data) == demux.ZRTP
 
