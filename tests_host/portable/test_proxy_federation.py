@@ -1,6 +1,6 @@
 """The proxy's use of the DNS federation (RFC 3263) through the node core, sans-I/O: a request parks while the
-lookup runs and resumes on the answer, fails over to the next SRV target on Timer B / 503 and skips the dead
-one afterwards, NXDOMAIN is a 404 with the reason, CANCEL while parked ends with 487, and requests from other
+lookup runs and resumes on the answer, fails over to the next SRV target when an INVITE gets no answer for
+4 s or a 503, and skips the dead one afterwards, NXDOMAIN is a 404 with the reason, CANCEL while parked ends with 487, and requests from other
 domains are rate-limited and never relayed to a third domain."""
 from microwitch import config
 from microwitch.dns import message as dm
@@ -116,25 +116,58 @@ def test_parked_invite_resumes_to_the_first_srv_target():
     assert len(_sends(acts, B1)) == 1 and len(zone.queries) == n
 
 
-def test_timer_b_fails_over_and_the_dead_target_is_skipped_next_time():
+def _run_timers(node, now, until, stop=None):
+    """Fire the node's timers up to `until` ms; every action, or those up to the first for which stop() holds."""
+    out = []
+    for _ in range(500):
+        t = node.next_timer()
+        if t is None or t > until:
+            break
+        now = max(now, t)
+        acts = node.tick(now, WALL)
+        out.extend(acts)
+        if stop is not None and stop(acts):
+            break
+    return now, out
+
+
+def test_a_silent_target_fails_over_in_4_s_and_is_skipped_next_time():
     node = _node()
     out = _serve(node, Zone(ZONE, ttl=300), _authed(node), 0)
     assert len(_sends(out, B1)) == 1
-    now, got = 0, []
-    for _ in range(200):                                          # run timers until the request reaches b2
-        now = node.next_timer()
-        acts = node.tick(now, WALL)
-        got = _sends(acts, B2)
-        if got:
-            break
-    assert got and now >= 32000 and got[0].method == "INVITE"
+    now, acts = _run_timers(node, 0, 40000, lambda a: _sends(a, B2))
+    got = _sends(acts, B2)
+    assert got and got[0].method == "INVITE"
+    assert 4000 <= now < 4500                                     # not one Timer B (32 s) later
+    assert len(_sends(acts, B1)) == 3                             # Timer A's retransmissions at 0.5, 1.5, 3.5 s
     assert any("marked dead" in l for l in node.lines) and any("trying udp:10.0.2.2:5060" in l for l in node.lines)
-    rr = got[0].get("Record-Route")
-    acts = node.receive(_answer(got[0], 200, "OK"), B2, now + 1, WALL)
+    b2 = got[0]
+    _, later = _run_timers(node, now, now + 3000)
+    assert _sends(later, B1) == [] and len(_sends(later, B2)) >= 2  # b1 is left alone, b2 is retransmitted to
+    rr = b2.get("Record-Route")
+    acts = node.receive(_answer(b2, 200, "OK"), B2, now + 3001, WALL)
     ok = _sends(acts, ALICE)
     assert [m.status for m in ok] == [200] and ok[0].get("Record-Route") == rr
-    acts = _authed(node, branch="inv2", now=now + 100)
+    acts = _authed(node, branch="inv2", now=now + 3100)
     assert len(_sends(acts, B2)) == 1 and _sends(acts, B1) == []  # b1 is dead: b2 first now
+
+
+def test_a_target_that_answers_100_is_not_failed_over_and_the_last_target_waits_timer_b():
+    node = _node()
+    out = _serve(node, Zone(ZONE, ttl=300), _authed(node), 0)
+    fwd = _sends(out, B1)[0]
+    node.receive(_answer(fwd, 100, "Trying"), B1, 300, WALL)
+    _, acts = _run_timers(node, 300, 60000)
+    assert _sends(acts, B2) == []                                  # alive: it said Trying, so no failover
+    node = _node()
+    out = _serve(node, Zone(ZONE, ttl=300), _authed(node), 0)
+    now, acts = _run_timers(node, 0, 40000, lambda a: _sends(a, B2))
+    assert 4000 <= now < 4500
+
+    def finals(acts):  # the call's final answers (not the retransmitted 407 of the unauthenticated try)
+        return [m for m in _sends(acts, ALICE) if m.status >= 200 and "branch=z9hG4bKinv1;" in m.get("Via")]
+    now, acts = _run_timers(node, now, 4000 + 40000, finals)
+    assert [m.status for m in finals(acts)] == [408] and now >= 4000 + 32000  # the last target: Timer B, then 408
 
 
 def test_503_fails_over_at_once():

@@ -6,7 +6,7 @@ dns_tcp, see dns/resolver.py); every DNS packet the adapter receives goes to `on
 `tick(now)` runs the resolver's retransmissions; all three return (completions, actions) where a completion is
 (key, result) and result is a "targets" or "fail" tuple as above, for every request parked under that key.
 The target list is ordered for failover (RFC 3263 §4.3, RFC 2782); targets marked `dead(addr, now)` (transport
-error, Timer B/F, 503) go to the end of later lists for `DEAD_MS`.
+error, Timer B/F, 503, an unanswered INVITE) go to the end of later lists for `DEAD_MS`.
 
 Inbound: `inbound(source, from_local, ruri_local, in_dialog, now)` says whether a request may proceed: requests
 from other domains reach local users without local auth (their own domain authenticates them), are rate-limited
@@ -134,7 +134,7 @@ class Federation:
         return self.resolver.next_timer()
 
     def dead(self, addr, now):
-        """`addr` failed (transport error, Timer B/F, 503): try it last for a while."""
+        """`addr` failed (transport error, Timer B/F, 503, an unanswered INVITE): try it last for a while."""
         addr = tuple(addr)
         if addr not in self._dead and len(self._dead) >= MAX_DEAD:
             soonest = None

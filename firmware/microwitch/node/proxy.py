@@ -18,6 +18,10 @@ from microwitch.node import flow
 
 TIMER_C_MS = const(181000)      # §16.6 item 11: "greater than 3 minutes"
 CANCEL_WAIT_MS = const(32000)   # §9.1: 64·T1 after a CANCEL, a branch with no final response is given up
+# An INVITE to a DNS target that has not answered at all, not even 100 Trying (which §16.2 and §17.2.1 have
+# come within 200 ms), after this long and four sends by Timer A, goes to the next target (RFC 3263 §4.3):
+# silence is the only failure a dead UDP port shows, and Timer B would keep the caller waiting 32 s.
+FAILOVER_MS = const(4000)
 MAX_CONTEXTS = const(1024)      # forwarded requests in progress; more get 503 + Retry-After
 MAX_PER_SOURCE = const(128)     # of those, from one source address
 MAX_BRANCHES = const(10)        # contacts one request forks to (the registrar's contacts-per-AoR bound)
@@ -450,7 +454,7 @@ class Proxy:
                 br.txn = ctn
                 self._by_client[ctn.id] = (ctx, br)
                 if req.method == "INVITE":
-                    br.timer_c = now + TIMER_C_MS
+                    br.timer_c = now + (FAILOVER_MS if br.alts else TIMER_C_MS)
                     self._arm_c(br.timer_c)
             ctx.branches.append(br)
             acts.extend(a)
@@ -519,8 +523,9 @@ class Proxy:
         return None
 
     def _failover(self, ctx, br, ctn, why, now):
-        """RFC 3263 §4.3: the target failed (transport error, Timer B/F, 503): mark it dead and send the request
-        to the next one on a new client transaction. None when there is no next target."""
+        """RFC 3263 §4.3: the target failed (transport error, Timer B/F, 503, an INVITE unanswered for
+        FAILOVER_MS): mark it dead and send the request to the next one on a new client transaction. None
+        when there is no next target."""
         if not br.alts or ctx.cancelled or br.provisional or self.federation is None:
             return None
         self.federation.dead(br.dest, now)
@@ -541,7 +546,7 @@ class Proxy:
         br.dest = dest
         self._by_client[new.id] = (ctx, br)
         if req.method == "INVITE":
-            br.timer_c = now + TIMER_C_MS
+            br.timer_c = now + (FAILOVER_MS if br.alts else TIMER_C_MS)
             self._arm_c(br.timer_c)
         return acts
 
@@ -806,7 +811,8 @@ class Proxy:
 
     def tick(self, now):
         """§16.6 item 11 / §16.8: an INVITE branch silent past Timer C is cancelled (or ends with 408); a
-        cancelled branch still without a final response 64·T1 later is given up (§9.1)."""
+        cancelled branch still without a final response 64·T1 later is given up (§9.1); a DNS target silent
+        for FAILOVER_MS with another target left is given up for that one."""
         if self._timer_c_next is None or now < self._timer_c_next:
             return []
         self._timer_c_next = None
@@ -822,6 +828,8 @@ class Proxy:
                     elif br.provisional:
                         acts.extend(self._cancel_branch(br, now))
                     else:
+                        if br.alts:
+                            self.txl.abandon(br.txn)  # FAILOVER_MS of silence: stop retransmitting there
                         acts.extend(self.on_timeout(br.txn, now))
                 else:
                     self._arm_c(br.timer_c)
