@@ -297,39 +297,10 @@ def sock_name(sock, host, port):
 #   aes_ctr(key).xor(iv, data) is the same for an integer iv and returns new bytes (key derivation).
 # hmac_sha1(key).digest(data, extra=b""): HMAC-SHA1(key, data || extra), the key's pads prepared once.
 # tags_equal(a, b): compare two MACs in time independent of where they differ.
-# Native AES (OpenSSL, a device's cryptolib) gets all counter blocks of a packet in one ECB call, from and
-# into buffers kept by the context; the pure fallbacks in media/srtp_pure are imported on first use so a
-# node never loads them.
+# Native AES (OpenSSL, a device's cryptolib) gets all counter blocks of a packet in one ECB call; the pure
+# fallbacks in media/srtp_pure are imported on first use so a node never loads them.
 _CTR_MAX_BLOCKS = const(0x10000)  # the low 16 counter bits never carry
-_CTR_BLOCKS = const(100)  # counter blocks kept ready: packets up to 1600 bytes need no new buffer
-
-try:
-    from cryptolib import aes as _cl_aes_many
-
-    def _ecb_into(key):
-        return _cl_aes_many(bytes(key), 1).encrypt  # ECB: encrypt(src, dst), any multiple of 16 bytes
-except ImportError:
-    try:
-        from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher2, algorithms as _alg2, modes as _modes2
-
-        def _ecb_into(key):
-            return _Cipher2(_alg2.AES(bytes(key)), _modes2.ECB()).encryptor().update_into
-    except ImportError:
-        _ecb_into = None
-
-def _xor_int(buf, start, ks, n):
-    """buf[start:start + n] ^= ks[:n] as one integer operation: CPython allocates freely and loops slowly."""
-    end = start + n
-    buf[start:end] = (int.from_bytes(buf[start:end], "big") ^ int.from_bytes(ks[:n], "big")).to_bytes(n, "big")
-
-
-def _xor_loop(buf, start, ks, n):
-    """buf[start:start + n] ^= ks[:n] byte by byte: small integers only, so MicroPython allocates nothing."""
-    for i in range(n):
-        buf[start + i] ^= ks[i]
-
-
-_xor_into = _xor_int if _sys.implementation.name == "cpython" else _xor_loop
+_CTR_BLOCKS = const(100)  # counter blocks ready without a new buffer or pattern: packets up to 1600 bytes
 
 
 class CtrBase:
@@ -350,42 +321,85 @@ def ctr_check(iv, nb):
         raise ValueError("AES-CTR: counter low 16 bits must be zero and at most 65536 blocks")
 
 
-if _ecb_into is not None:
-    class aes_ctr(CtrBase):
-        """AES-CTR through a native ECB that encrypts every counter block of a packet in one call. The counter
-        blocks live in one buffer whose last two bytes per block (the block number) are written once."""
+class AesCtrBuffers(CtrBase):
+    """AES-CTR on a device's native ECB, encrypt_into(src, dst) (cryptolib's aes(key, 1).encrypt): counter
+    blocks and keystream live in buffers kept by the context and everything is done a byte at a time, so a
+    packet allocates nothing on MicroPython. The counter blocks' last two bytes (the block number) are
+    written once."""
 
-        def __init__(self, key):
-            self._enc = _ecb_into(key)
-            self._grow(_CTR_BLOCKS)
+    def __init__(self, encrypt_into):
+        self._enc = encrypt_into
+        self._grow(_CTR_BLOCKS)
 
-        def _grow(self, nb):
-            cb = self._cb = bytearray(nb << 4)
-            for j in range(nb):
-                cb[(j << 4) + 14] = j >> 8
-                cb[(j << 4) + 15] = j & 0xFF
-            self._cbv = memoryview(cb)
-            self._ks = bytearray((nb << 4) + 15)  # OpenSSL's update_into wants one block of slack
-            self._ksv = memoryview(self._ks)
+    def _grow(self, nb):
+        cb = self._cb = bytearray(nb << 4)
+        for j in range(nb):
+            cb[(j << 4) + 14] = j >> 8
+            cb[(j << 4) + 15] = j & 0xFF
+        self._cbv = memoryview(cb)
+        self._ks = bytearray((nb << 4) + 15)  # OpenSSL's update_into (the tests' stand-in) wants a block of slack
 
-        def xor_into(self, iv, buf, start, end):
-            n = end - start
-            if n <= 0:
-                return
-            nb = (n + 15) >> 4
-            ctr_check(iv, nb)
-            if nb << 4 > len(self._cb):
-                self._grow(nb)
-            cb = self._cb
-            ivv = memoryview(iv)[:14]
-            for o in range(0, nb << 4, 16):
-                cb[o:o + 14] = ivv
-            self._enc(self._cbv[:nb << 4], self._ksv)
-            _xor_into(buf, start, self._ks, n)
-else:
+    def xor_into(self, iv, buf, start, end):
+        n = end - start
+        if n <= 0:
+            return
+        nb = (n + 15) >> 4
+        ctr_check(iv, nb)
+        if nb << 4 > len(self._cb):
+            self._grow(nb)
+        cb = self._cb
+        for o in range(0, nb << 4, 16):
+            for k in range(14):
+                cb[o + k] = iv[k]
+        self._enc(self._cbv[:nb << 4], self._ks)
+        ks = self._ks
+        for i in range(n):
+            buf[start + i] ^= ks[i]
+
+
+class AesCtrInt(CtrBase):
+    """AES-CTR on CPython's OpenSSL ECB, encrypt(bytes) -> bytes: the counter blocks are one integer product,
+    iv * (1 + 2^128 + ...) plus the block numbers, and the XOR one integer operation (CPython allocates
+    freely and loops slowly)."""
+
+    _patterns = {}
+
+    def __init__(self, encrypt):
+        self._enc = encrypt
+
+    def xor_into(self, iv, buf, start, end):
+        n = end - start
+        if n <= 0:
+            return
+        nb = (n + 15) >> 4
+        ctr_check(iv, nb)
+        p = self._patterns.get(nb)
+        if p is None:
+            p = (int.from_bytes((bytes(15) + b"\x01") * nb, "big"),
+                 int.from_bytes(b"".join(j.to_bytes(16, "big") for j in range(nb)), "big"))
+            if nb <= _CTR_BLOCKS:
+                self._patterns[nb] = p
+        m = nb << 4
+        ks = self._enc((int.from_bytes(iv, "big") * p[0] + p[1]).to_bytes(m, "big"))
+        buf[start:end] = (int.from_bytes(buf[start:end], "big") ^ (int.from_bytes(ks, "big") >> ((m - n) << 3))
+                          ).to_bytes(n, "big")
+
+
+try:
+    from cryptolib import aes as _cl_aes_ctr
+
     def aes_ctr(key):
-        from microwitch.media.srtp_pure import AesCtr
-        return AesCtr(key)
+        return AesCtrBuffers(_cl_aes_ctr(bytes(key), 1).encrypt)  # ECB: encrypt(src, dst)
+except ImportError:
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher2, algorithms as _alg2, modes as _modes2
+
+        def aes_ctr(key):
+            return AesCtrInt(_Cipher2(_alg2.AES(bytes(key)), _modes2.ECB()).encryptor().update)
+    except ImportError:
+        def aes_ctr(key):
+            from microwitch.media.srtp_pure import AesCtr
+            return AesCtr(key)
 
 
 class HmacSha1Rehash:
@@ -436,8 +450,15 @@ if _sys.implementation.name == "cpython":
             return h.digest()
 else:
     def tags_equal(a, b):
-        """a == b for two MACs without stopping at the first differing byte."""
-        return len(a) == len(b) and (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")) == 0
+        """a == b for two MACs without stopping at the first differing byte (bytes-like; small integers only,
+        so nothing is allocated)."""
+        n = len(a)
+        if n != len(b):
+            return False
+        x = 0
+        for i in range(n):
+            x |= a[i] ^ b[i]
+        return x == 0
 
     if hasattr(_hashlib, "sha1"):
         hmac_sha1 = HmacSha1Rehash

@@ -46,6 +46,32 @@ def test_keystream_truncated_to_data_length():
         raise AssertionError("a counter with low bits set must be refused")
 
 
+def test_device_ctr_on_buffers_gives_the_rfc_keystream_in_place():
+    # AesCtrBuffers is what a device with cryptolib runs; a pure-Python ECB stands in for cryptolib here
+    from microwitch.compat import AesCtrBuffers
+    from microwitch.crypto.aes import AES
+
+    def ecb_into(key):
+        a = AES(key)
+
+        def encrypt(src, dst):
+            for o in range(0, len(src), 16):
+                dst[o:o + 16] = a.encrypt(bytes(src[o:o + 16]))
+        return encrypt
+    iv = h("F0F1F2F3F4F5F6F7F8F9FAFBFCFD0000")
+    c = AesCtrBuffers(ecb_into(h("2B7E151628AED2A6ABF7158809CF4F3C")))
+    buf = bytearray(b"hdr" + bytes(44) + b"tail")
+    c.xor_into(iv, buf, 3, 47)                            # 44 bytes: two whole blocks and a short third
+    assert bytes(buf) == b"hdr" + h("E03EAD0935C95E80E166B16DD92B4EB4 D23513162B02D0F72A43A2FE4A5F97AB"
+                                    "41E95B3BB0A2E8DD477901E4") + b"tail"
+    c.xor_into(iv, buf, 3, 47)                            # XOR again: back to zeros
+    assert bytes(buf) == b"hdr" + bytes(44) + b"tail"
+    assert c.xor(int.from_bytes(iv, "big"), bytes(20)) == h("E03EAD0935C95E80E166B16DD92B4EB4 D2351316")
+    c = AesCtrBuffers(ecb_into(h("57f82fe3613fd170a85ec93c40b1f092 2ec4cb0dc025b58272147cc438944a98")))
+    assert c.xor(int.from_bytes(iv, "big"), bytes(48)) == h(
+        "92bdd28a93c3f52511c677d08b5515a4 9da71b2378a854f67050756ded165bac 63c4868b7096d88421b563b8c94c9a31")
+
+
 # RFC 3711 B.3: key derivation with key derivation rate 0
 def test_rfc3711_b3_key_derivation():
     mk = h("E1F97A0D3E018BE0D64FA32C06DE4139")

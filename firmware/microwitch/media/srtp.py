@@ -9,7 +9,7 @@ Packets are built, encrypted, authenticated and checked in one buffer per sessio
 index and tag), with the IV and replay windows in small buffers of their own; each call's only
 packet-sized allocation is the bytes it returns.
 """
-from microwitch.compat import aes_ctr, const, hmac_sha1
+from microwitch.compat import aes_ctr, const, hmac_sha1, tags_equal
 
 _MAX_STREAMS = const(8)  # SSRCs per direction; a packet for one more is refused, never evicts one
 _WINDOW = const(128)  # replay window, in packets (RFC 3711 3.3.2 asks for at least 64); a 16-byte ring
@@ -130,16 +130,6 @@ def _window_add(top, ring, idx):
     return top
 
 
-def _tag_ok(d, p, end, tl):
-    """The first tl bytes of digest d equal p[end:end + tl]; no early exit, so no timing signal."""
-    x = 0
-    for k in range(tl):
-        x |= d[k] ^ p[end + k]
-    return x == 0
-
-
-
-
 class SrtpSession:
     """SRTP/SRTCP crypto context for one master key (RFC 3711 3.2)."""
 
@@ -166,10 +156,10 @@ class SrtpSession:
         self._csalt = _derive(kdf, salt, _L_RTCP_SALT, _SALT_LEN)
         self._buf = bytearray(_MAX_PACKET + 4 + 10)  # packet, SRTCP index, tag
         self._bv = memoryview(self._buf)
-        self._iv = bytearray(16)  # the last two bytes stay zero: the block counter
+        self._iv = bytearray(16)  # SRTCP's IV; the last two bytes stay zero: the block counter
         # per SSRC: RTP [roc, highest seq, window ring, roc as 4 bytes, ssrc, its high and low 16 bits (small
-        # integers to compare with a packet's in place)]; SRTCP received [highest index,
-        # window ring]; SRTCP sent: the next index. _last_tx/_last_rx: the state of the previous packet's SSRC.
+        # integers to compare with a packet's in place), the IV for a ROC, that ROC]; SRTCP received [highest
+        # index, window ring]; SRTCP sent: the next index. _last_tx/_last_rx: the previous packet's stream.
         self._tx = {}
         self._rx = {}
         self._ctx = {}
@@ -177,10 +167,9 @@ class SrtpSession:
         self._last_tx = None
         self._last_rx = None
 
-    def _set_iv(self, salt, p, o, hi, lo):
-        """IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (index * 2^16) (RFC 3711 4.1.1) into self._iv, for the
-        SSRC at p[o:o + 4] and the 48-bit index hi * 2^16 + lo, without building a 128-bit integer."""
-        iv = self._iv
+    def _set_iv(self, iv, salt, p, o, hi, lo):
+        """IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (index * 2^16) (RFC 3711 4.1.1) into iv, for the SSRC at
+        p[o:o + 4] and the 48-bit index hi * 2^16 + lo, without building a 128-bit integer."""
         iv[0:14] = salt
         iv[4] ^= p[o]
         iv[5] ^= p[o + 1]
@@ -192,6 +181,18 @@ class SrtpSession:
         iv[11] ^= hi & 0xFF
         iv[12] ^= lo >> 8
         iv[13] ^= lo & 0xFF
+        return iv
+
+    def _rtp_iv(self, st, p, roc, seq):
+        """The SRTP IV of packet p in stream st: the stream keeps its IV for one ROC (st[8]), so a packet only
+        writes its sequence number into bytes 12-13."""
+        iv = st[7]
+        if roc != st[8]:
+            self._set_iv(iv, self._salt, p, 8, roc, 0)
+            st[8] = roc
+        s = self._salt
+        iv[12] = s[12] ^ (seq >> 8)
+        iv[13] = s[13] ^ (seq & 0xFF)
         return iv
 
     def _stream(self, table, last, p, what):
@@ -206,7 +207,8 @@ class SrtpSession:
             return st, False
         if len(table) >= _MAX_STREAMS:
             raise SrtpError("too many " + what + " SSRCs")
-        return [0, (p[2] << 8) | p[3], bytearray(16), bytes(4), ssrc, ssrc >> 16, ssrc & 0xFFFF], True
+        return [0, (p[2] << 8) | p[3], bytearray(16), bytes(4), ssrc, ssrc >> 16, ssrc & 0xFFFF, bytearray(16),
+                -1], True
 
     # -- SRTP (RFC 3711 3.3 and 3.4) ----------------------------------------------------------------------
 
@@ -250,11 +252,10 @@ class SrtpSession:
             rb = st[3] if roc == st[0] else roc.to_bytes(4, "big")
         buf = self._buf
         self._bv[0:n] = rtp
-        self._ctr.xor_into(self._set_iv(self._salt, buf, 8, roc, seq), buf, hl, n)
+        self._ctr.xor_into(self._rtp_iv(st, buf, roc, seq), buf, hl, n)
         d = self._mac.digest(self._bv[:n], rb)
         tl = self._tag
-        for k in range(tl):
-            buf[n + k] = d[k]
+        buf[n:n + tl] = d[:tl]
         return bytes(self._bv[:n + tl])
 
     def unprotect(self, srtp):
@@ -290,7 +291,7 @@ class SrtpSession:
             rb = roc.to_bytes(4, "big")
         buf = self._buf
         self._bv[0:n] = srtp
-        if not _tag_ok(self._mac.digest(self._bv[:end], rb), buf, end, tl):
+        if not tags_equal(memoryview(self._mac.digest(self._bv[:end], rb))[:tl], self._bv[end:n]):
             raise SrtpError("SRTP authentication failed")
         # authentic: only now does the packet move the state (RFC 3711 3.3.2)
         if top < 0:
@@ -308,7 +309,7 @@ class SrtpSession:
             st[0] = top >> 16
             st[1] = top & 0xFFFF
         self._last_rx = st
-        self._ctr.xor_into(self._set_iv(self._salt, buf, 8, roc, seq), buf, hl, end)
+        self._ctr.xor_into(self._rtp_iv(st, buf, roc, seq), buf, hl, end)
         return bytes(self._bv[:end])
 
     # -- SRTCP (RFC 3711 3.4) -----------------------------------------------------------------------------
@@ -334,7 +335,7 @@ class SrtpSession:
         self._ctx[ssrc] = idx + 1
         buf = self._buf
         self._bv[0:n] = rtcp
-        self._cctr.xor_into(self._set_iv(self._csalt, buf, 4, idx >> 16, idx & 0xFFFF), buf, 8, n)
+        self._cctr.xor_into(self._set_iv(self._iv, self._csalt, buf, 4, idx >> 16, idx & 0xFFFF), buf, 8, n)
         ei = 0x80000000 | idx
         buf[n] = ei >> 24
         buf[n + 1] = (ei >> 16) & 0xFF
@@ -343,8 +344,7 @@ class SrtpSession:
         n += 4
         d = self._cmac.digest(self._bv[:n])
         tl = self._ctag
-        for k in range(tl):
-            buf[n + k] = d[k]
+        buf[n:n + tl] = d[:tl]
         return bytes(self._bv[:n + tl])
 
     def unprotect_rtcp(self, srtcp):
@@ -372,12 +372,12 @@ class SrtpSession:
         _window_check(st[0], st[1], idx)
         buf = self._buf
         self._bv[0:n] = srtcp
-        if not _tag_ok(self._cmac.digest(self._bv[:end]), buf, end, tl):
+        if not tags_equal(memoryview(self._cmac.digest(self._bv[:end]))[:tl], self._bv[end:n]):
             raise SrtpError("SRTCP authentication failed")
         if new:
             self._crx[ssrc] = st
         st[0] = _window_add(st[0], st[1], idx)
         end -= 4
         if ei >> 31:
-            self._cctr.xor_into(self._set_iv(self._csalt, buf, 4, idx >> 16, idx & 0xFFFF), buf, 8, end)
+            self._cctr.xor_into(self._set_iv(self._iv, self._csalt, buf, 4, idx >> 16, idx & 0xFFFF), buf, 8, end)
         return bytes(self._bv[:end])
