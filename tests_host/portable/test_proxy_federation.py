@@ -1,7 +1,7 @@
 """The proxy's use of the DNS federation (RFC 3263) through the node core, sans-I/O: a request parks while the
 lookup runs and resumes on the answer, fails over to the next SRV target when an INVITE gets no answer for
-4 s or a 503, and skips the dead one afterwards, NXDOMAIN is a 404 with the reason, CANCEL while parked ends with 487, and requests from other
-domains are rate-limited and never relayed to a third domain."""
+4 s or a 503, and skips the dead one afterwards, NXDOMAIN is a 404 with the reason, CANCEL while parked ends
+with 487, and requests from other domains are rate-limited and never relayed to a third domain."""
 from microwitch import config
 from microwitch.dns import message as dm
 from microwitch.log import Logger
