@@ -304,7 +304,17 @@ _CTR_BLOCKS = const(100)  # counter blocks ready without a new buffer or pattern
 
 
 class CtrBase:
-    """xor() on top of a subclass's xor_into()."""
+    """xor_into() and xor() on top of a subclass's _run(iv, buf, start, end, nb), which XORs buf[start:end]
+    with the nb keystream blocks that start at iv."""
+
+    def xor_into(self, iv, buf, start, end):
+        n = end - start
+        if n <= 0:
+            return
+        nb = (n + 15) >> 4
+        if iv[14] or iv[15] or nb > _CTR_MAX_BLOCKS:
+            raise ValueError("AES-CTR: counter low 16 bits must be zero and at most 65536 blocks")
+        self._run(iv, buf, start, end, nb)
 
     def xor(self, iv, data):
         n = len(data)
@@ -313,12 +323,6 @@ class CtrBase:
         b = bytearray(data)
         self.xor_into(iv.to_bytes(16, "big"), b, 0, n)
         return bytes(b)
-
-
-def ctr_check(iv, nb):
-    """Refuse a counter block whose 16-bit block counter is not zero, or more blocks than it can count."""
-    if iv[14] or iv[15] or nb > _CTR_MAX_BLOCKS:
-        raise ValueError("AES-CTR: counter low 16 bits must be zero and at most 65536 blocks")
 
 
 class AesCtrBuffers(CtrBase):
@@ -339,12 +343,7 @@ class AesCtrBuffers(CtrBase):
         self._cbv = memoryview(cb)
         self._ks = bytearray((nb << 4) + 15)  # OpenSSL's update_into (the tests' stand-in) wants a block of slack
 
-    def xor_into(self, iv, buf, start, end):
-        n = end - start
-        if n <= 0:
-            return
-        nb = (n + 15) >> 4
-        ctr_check(iv, nb)
+    def _run(self, iv, buf, start, end, nb):
         if nb << 4 > len(self._cb):
             self._grow(nb)
         cb = self._cb
@@ -353,7 +352,7 @@ class AesCtrBuffers(CtrBase):
                 cb[o + k] = iv[k]
         self._enc(self._cbv[:nb << 4], self._ks)
         ks = self._ks
-        for i in range(n):
+        for i in range(end - start):
             buf[start + i] ^= ks[i]
 
 
@@ -367,12 +366,7 @@ class AesCtrInt(CtrBase):
     def __init__(self, encrypt):
         self._enc = encrypt
 
-    def xor_into(self, iv, buf, start, end):
-        n = end - start
-        if n <= 0:
-            return
-        nb = (n + 15) >> 4
-        ctr_check(iv, nb)
+    def _run(self, iv, buf, start, end, nb):
         p = self._patterns.get(nb)
         if p is None:
             p = (int.from_bytes((bytes(15) + b"\x01") * nb, "big"),
@@ -380,6 +374,7 @@ class AesCtrInt(CtrBase):
             if nb <= _CTR_BLOCKS:
                 self._patterns[nb] = p
         m = nb << 4
+        n = end - start
         ks = self._enc((int.from_bytes(iv, "big") * p[0] + p[1]).to_bytes(m, "big"))
         buf[start:end] = (int.from_bytes(buf[start:end], "big") ^ (int.from_bytes(ks, "big") >> ((m - n) << 3))
                           ).to_bytes(n, "big")

@@ -12,7 +12,7 @@ Not constant-time (table lookups): devices with cryptolib do not use it.
 """
 from struct import pack, pack_into
 
-from microwitch.compat import CtrBase, ctr_check
+from microwitch.compat import CtrBase
 from microwitch.crypto.aes import AES, _S, _S2, _S3
 from microwitch.crypto.sha1 import _compress, sha1
 
@@ -43,14 +43,9 @@ class AesCtr(CtrBase):
         self._rp = [tuple((k[i] << 8) | k[i + 1] for i in range(0, 16, 2)) for k in a._ek]
         self._last = bytearray(16)  # a short last block's keystream
 
-    def xor_into(self, iv, buf, start, end):
+    def _run(self, iv, buf, start, end, nb):
         """Each keystream byte is XORed into buf as it is computed: no keystream buffer, no second pass,
         except for a short last block, which goes through self._last."""
-        n = end - start
-        if n <= 0:
-            return
-        nb = (n + 15) >> 4
-        ctr_check(iv, nb)
         last = self._last
         S = _S
         T0 = _T0
