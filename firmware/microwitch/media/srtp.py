@@ -304,7 +304,7 @@ class SrtpSession:
             if new:
                 self._rx[st[4]] = st
             top = _window_add(top, st[2], (roc << 16) | seq)
-            if top >> 16 != st[0] or new:
+            if top >> 16 != st[0]:
                 st[3] = (top >> 16).to_bytes(4, "big")
             st[0] = top >> 16
             st[1] = top & 0xFFFF
