@@ -365,12 +365,7 @@ class UserAgent:
         returns the ACK for that 2xx, with the INVITE's credentials (§17.1.1.3)."""
         d.remote_tag = _tag_of(msg.get("To"))
         d.route_set = list(reversed(msg.get_all("Record-Route")))
-        ct = msg.get("Contact")
-        if ct is not None:
-            try:
-                d.remote_target = parse_name_addr(ct).uri
-            except ParseError:
-                pass
+        d.remote_target = _contact_target(msg, d.remote_target)
         ack = self._in_dialog_request(d, "ACK", cseq=parse_cseq(msg.get("CSeq"))[0])
         for name in ("Authorization", "Proxy-Authorization"):
             for v in call.invite.get_all(name):
@@ -576,12 +571,7 @@ class UserAgent:
     def _accept_reinvite(self, call, msg, txn, body, now):
         """The 2xx for a re-INVITE, retransmitted until its ACK; the remote target follows its Contact (§12.2.2,
         on success only as RFC 6141 §3.4 has it)."""
-        ct = msg.get("Contact")
-        if ct is not None:
-            try:
-                call.remote_target = parse_name_addr(ct).uri
-            except ParseError:
-                pass
+        call.remote_target = _contact_target(msg, call.remote_target)
         resp = self._response(call, msg, 200, "OK", body)
         out = self.tl.respond(txn, resp, now)
         call.ok = resp
@@ -809,3 +799,14 @@ def _tag_of(value):
     if value is None:
         return None
     return parse_name_addr(value).tag
+
+
+def _contact_target(msg, current):
+    """The remote target `msg`'s Contact sets (§12.1.2, §12.2.2), or `current` when it has no usable one."""
+    ct = msg.get("Contact")
+    if ct is not None:
+        try:
+            return parse_name_addr(ct).uri
+        except ParseError:
+            pass
+    return current
