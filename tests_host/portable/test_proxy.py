@@ -23,8 +23,10 @@ def _rand(n):
     return b"\x5a" * n
 
 
-def _node(contacts=(BOB1, BOB2)):
-    cfg = config.load('{"domain": "localhost", "listen": ["udp:127.0.0.1:5060"]}')
+def _node(contacts=(BOB1, BOB2), extra="", alice_at=None):
+    """A node serving localhost with alice and bob; bob bound at `contacts`, alice at `alice_at` if given;
+    `extra` adds config keys."""
+    cfg = config.load('{"domain": "localhost", "listen": ["udp:127.0.0.1:5060"]%s}' % extra)
     be = MemoryBackend()
     users = Users(be)
     users.load()
@@ -36,6 +38,9 @@ def _node(contacts=(BOB1, BOB2)):
         bl.append(Binding("sip:bob@10.1.0.%d:5060" % (i + 1), WALL + 3600, 3600, "reg%d" % i, 1, src))
     if bl:
         bindings.update("sip:bob@localhost", bl, WALL)
+    if alice_at is not None:
+        bindings.update("sip:alice@localhost", [Binding("sip:alice@10.2.0.1:5060", WALL + 3600, 3600, "ra", 1,
+                                                        alice_at)], WALL)
     lines = []
     node = Node(cfg, users, bindings, _rand, Logger("debug", lines.append), b"s" * 32, ["127.0.0.1"])
     node.set_listen([ME])
@@ -583,22 +588,6 @@ def test_unknown_method_outside_a_dialog_is_forwarded_not_refused():
     assert [m.status for m in _to(back, CALLER)] == [501]
 
 
-def _short_dial_node():
-    cfg = config.load('{"domain": "localhost", "listen": ["udp:127.0.0.1:5060"], '
-                      '"short_dial": {"100": "alice", "200": "nobody"}}')
-    be = MemoryBackend()
-    users = Users(be)
-    users.load()
-    users.add("alice@localhost", "wonderland")
-    users.add("bob@localhost", "builder")
-    bindings = Bindings(be)
-    bindings.update("sip:alice@localhost", [Binding("sip:alice@10.2.0.1:5060", WALL + 3600, 3600, "ra", 1, BOB2)],
-                    WALL)
-    node = Node(cfg, users, bindings, _rand, Logger("debug", lambda s: None), b"s" * 32, ["127.0.0.1"])
-    node.set_listen([ME])
-    return node
-
-
 def _bob_invite(node, to, branch, nc):
     """An INVITE from local user bob to `to`, answered with his credentials for the node's challenge."""
     first = _invite(frm="sip:bob@localhost", to=to, branch=branch + "a")
@@ -616,7 +605,7 @@ def _bob_invite(node, to, branch, nc):
 def test_short_dial_number_rings_the_mapped_user():
     """Config short_dial {"100": "alice"}: bob dials sip:100@localhost and alice's contact rings, with her
     contact as Request-URI (To keeps what bob dialled); a number mapped to no user is 404."""
-    node = _short_dial_node()
+    node = _node(contacts=(), extra=', "short_dial": {"100": "alice", "200": "nobody"}', alice_at=BOB2)
     sends = _bob_invite(node, "sip:100@localhost", "sd1", "00000001")
     out = _to(sends, BOB2)
     assert [m.method for m in out] == ["INVITE"]
