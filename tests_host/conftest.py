@@ -20,6 +20,28 @@ for _p in (os.path.join(_ROOT, "tests_host"), os.path.join(_ROOT, "tests_host", 
 import pytest  # noqa: E402
 
 
+@pytest.fixture
+def fat_rename(monkeypatch):
+    """fat_rename() is a context manager inside which os.rename refuses to replace an existing file, as on
+    FAT (a device's flash), so the store's remove-then-rename path runs."""
+    import contextlib
+    real = os.rename
+
+    def refusing(src, dst):
+        if os.path.exists(dst):
+            raise OSError(17, "File exists")
+        real(src, dst)
+
+    @contextlib.contextmanager
+    def on():
+        monkeypatch.setattr(os, "rename", refusing)
+        try:
+            yield
+        finally:
+            monkeypatch.setattr(os, "rename", real)
+    return on
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_phones():
     """A test that fails between starting a linphonec and stopping it must not leave it loading the machine."""

@@ -91,22 +91,14 @@ def test_interrupted_compaction_leftovers(tmp_path):
     assert main.exists() and not tmp.exists()
 
 
-def test_rename_over_existing_refused_falls_back(tmp_path, monkeypatch):
+def test_rename_over_existing_refused_falls_back(tmp_path, fat_rename):
     be = FileBackend(str(tmp_path))
     o = Owner(be)
     o.load()
     o.put("a", 1)
-    real_rename = os.rename
-
-    def fat_rename(src, dst):
-        if os.path.exists(dst):
-            raise OSError(17, "File exists")
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "rename", fat_rename)
-    o.put("b", 2)
-    o.j.compact()
-    monkeypatch.setattr(os, "rename", real_rename)
+    with fat_rename():
+        o.put("b", 2)
+        o.j.compact()
     assert Owner(FileBackend(str(tmp_path))).load() == {"a": 1, "b": 2}
     assert not (tmp_path / "j.journal.tmp").exists()
 

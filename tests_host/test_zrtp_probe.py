@@ -106,7 +106,7 @@ def test_file_backend_survives_torn_appends_and_leftover_temp(tmp_path):
     assert e["rs1"] == b"b" * 32 and e["rs2"] == b"a" * 32
 
 
-def test_file_backend_uses_the_journal_discipline(tmp_path, monkeypatch):
+def test_file_backend_uses_the_journal_discipline(tmp_path, monkeypatch, fat_rename):
     # a compaction that died after removing the cache on a filesystem without rename-over leaves only
     # name.tmp (complete: it was fsynced first); the next load finishes the rename
     path = str(tmp_path / "zid.cache")
@@ -119,16 +119,9 @@ def test_file_backend_uses_the_journal_discipline(tmp_path, monkeypatch):
     assert r.zid() == zid and r.lookup(b"\x03" * 12)["rs1"] == b"d" * 32
     assert os.path.exists(path) and not os.path.exists(path + ".tmp")
     # rename cannot replace an existing file (FAT): compaction removes the old file first, then renames
-    real_rename = os.rename
-
-    def fat_rename(src, dst):
-        if os.path.exists(dst):
-            raise OSError(17, "File exists")
-        real_rename(src, dst)
-    monkeypatch.setattr(os, "rename", fat_rename)
-    r.store(b"\x03" * 12, b"e" * 32, 0xFFFFFFFF)
-    r.compact()
-    monkeypatch.setattr(os, "rename", real_rename)
+    with fat_rename():
+        r.store(b"\x03" * 12, b"e" * 32, 0xFFFFFFFF)
+        r.compact()
     e = ZidCache(FileBackend(path), clock=lambda: 100).lookup(b"\x03" * 12)
     assert e["rs1"] == b"e" * 32 and e["rs2"] == b"d" * 32
     assert not os.path.exists(path + ".tmp")
